@@ -1,0 +1,102 @@
+"""Telegram handlers: /start <code> linking, and the one callback dispatcher for buttons."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+
+from gateway.admin import AdminError, link_chat
+from gateway.ami import AmiActionError, AmiUnavailable
+from gateway.control import Control, NoMobileNumber
+from locales import LANGUAGES, tr
+from models.db import Call, User
+
+log = logging.getLogger(__name__)
+
+Action = Callable[[Control, User, Call, str], Awaitable[str]]
+
+
+def _lang(update: Update, user: User | None = None) -> str:
+    if user is not None and user.language:
+        return user.language
+    code = (update.effective_user.language_code or "") if update.effective_user else ""
+    return code[:2] if code[:2] in LANGUAGES else "en"
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message, chat = update.effective_message, update.effective_chat
+    if message is None or chat is None:
+        return
+    lang = _lang(update)
+    if not context.args:
+        await message.reply_text(tr(lang, "Send the code you got from the operator: /start CODE"))
+        return
+    name = update.effective_user.full_name if update.effective_user else str(chat.id)
+    try:
+        subscriber = await link_chat(context.args[0], chat.id, name, lang)
+    except AdminError:
+        await message.reply_text(tr(lang, "This code is not valid or has expired."))
+        return
+    log.info("chat linked to subscriber %s", subscriber.id)
+    await message.reply_text(
+        tr(
+            lang,
+            "Linked to {subscriber}. Missed calls will be reported here.",
+            subscriber=subscriber.name,
+        )
+    )
+
+
+async def _call_back(control: Control, user: User, call: Call, lang: str) -> str:
+    await control.call_back(user.subscriber, call)  # type: ignore[arg-type]
+    return tr(lang, "Calling your mobile now; then we connect {caller}.", caller=call.caller_number)
+
+
+async def _forward_to_me(control: Control, user: User, call: Call, lang: str) -> str:
+    number = await control.forward_to_mobile(user.subscriber)  # type: ignore[arg-type]
+    return tr(lang, "Calls now go to {number}.", number=number)
+
+
+ACTIONS: dict[str, Action] = {"callback": _call_back, "fwdme": _forward_to_me}
+
+
+def make_callback_dispatcher(
+    control: Control,
+) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
+    async def dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None or update.effective_chat is None:
+            return
+        user = await User.get_or_none(telegram_chat_id=update.effective_chat.id).select_related(
+            "subscriber"
+        )
+        lang = _lang(update, user)
+        answer = await _run_action(control, user, query.data or "", lang)
+        await query.answer(answer)
+
+    return dispatch
+
+
+async def _run_action(control: Control, user: User | None, data: str, lang: str) -> str:
+    name, _, arg = data.partition(":")
+    action = ACTIONS.get(name)
+    call = await Call.get_or_none(id=int(arg)) if arg.isdigit() else None
+    # Buttons act only on the chat's own subscriber: forged data gets the same refusal.
+    if action is None or user is None or call is None or call.subscriber_id != user.subscriber_id:  # type: ignore[attr-defined]
+        return tr(lang, "This button is not for you.")
+    try:
+        return await action(control, user, call, lang)
+    except NoMobileNumber:
+        return tr(lang, "No mobile number on file; ask the operator to add one.")
+    except (AmiUnavailable, AmiActionError) as exc:
+        log.warning("button %s failed: %s", name, exc)
+        return tr(lang, "The phone system is not reachable right now; try again in a minute.")
+
+
+def install(application: Application[Any, Any, Any, Any, Any, Any], control: Control) -> None:
+    application.add_handler(CommandHandler("start", start))
+    application.add_handler(CallbackQueryHandler(make_callback_dispatcher(control)))

@@ -1,0 +1,64 @@
+"""The whole running service: the gateway plus the Telegram bot, on one event loop.
+
+python-telegram-bot's Application runs beside our aiohttp server on the same loop; it
+polls getUpdates (a webhook path can come later) and sends through AIORateLimiter so
+429s are waited out instead of lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram.ext import AIORateLimiter, Application
+
+from bot import handlers
+from gateway.service import Gateway
+from models.database import close_db, open_db
+from models.settings import ConfigError, Settings
+from notifiers.telegram import TelegramNotifier
+
+log = logging.getLogger(__name__)
+
+
+def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any, Any]:
+    t = settings.telegram
+    if not t.token:
+        raise ConfigError("config key telegram.token: required (or FRONTDESK__TELEGRAM__TOKEN)")
+    return (
+        Application.builder()
+        .token(t.token)
+        .base_url(t.base_url)
+        .base_file_url(t.base_file_url)
+        .rate_limiter(AIORateLimiter(max_retries=0))
+        .build()
+    )
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.application = build_application(settings)
+        self.gateway = Gateway(settings, {"telegram": TelegramNotifier(self.application.bot)})
+        handlers.install(self.application, self.gateway.control)
+
+    async def start(self) -> None:
+        await open_db(self.settings.database.url)
+        await self.application.initialize()
+        await self.gateway.start()
+        await self.application.start()
+        assert self.application.updater is not None
+        await self.application.updater.start_polling(
+            timeout=int(self.settings.telegram.poll_timeout), drop_pending_updates=False
+        )
+        log.info("telegram bot @%s polling", self.application.bot.username)
+
+    async def stop(self) -> None:
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.gateway.stop()
+        await self.application.shutdown()
+        await close_db()

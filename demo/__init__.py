@@ -1,0 +1,1 @@
+"""The demo: a short day at the office, played against the sandbox."""

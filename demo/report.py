@@ -1,0 +1,83 @@
+"""The demo's JSON report and its human-readable timeline.
+
+Report fields are an interface scripts rely on: extend, never rename.
+  deliveries: subscriber, kind, channel, status (sent|delivered|failed|dead), text, address,
+              attempts, receipt
+  calls:      linkedid, ddi, subscriber, caller, status, outcome, started_at, ended_at
+  ami_actions: the actions the sandbox Asterisk received (Login secrets masked)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.db import Call, Delivery
+from sandbox.ami_server import AmiServer
+from sandbox.telegram_api import BotApiServer
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def build_report(ami: AmiServer, bot: BotApiServer) -> dict[str, Any]:
+    calls = await Call.all().order_by("started_at", "id").prefetch_related("subscriber")
+    deliveries = await Delivery.all().order_by("id").prefetch_related("subscriber")
+    return {
+        "calls": [
+            {
+                "linkedid": c.linkedid,
+                "ddi": c.ddi,
+                "subscriber": c.subscriber.name if c.subscriber else None,
+                "caller": c.caller_number,
+                "caller_name": c.caller_name,
+                "status": c.status.value,
+                "outcome": c.outcome.value if c.outcome else None,
+                "started_at": _iso(c.started_at),
+                "ended_at": _iso(c.ended_at),
+            }
+            for c in calls
+        ],
+        "deliveries": [
+            {
+                "subscriber": d.subscriber.name if d.subscriber else None,
+                "kind": d.kind,
+                "channel": d.channel,
+                "status": d.status.value,
+                "text": d.text,
+                "address": d.address,
+                "attempts": d.attempts,
+                "receipt": d.receipt,
+                "sent_at": _iso(d.sent_at),
+            }
+            for d in deliveries
+        ],
+        "ami_actions": [
+            {k: v for k, v in action.items() if k.lower() != "actionid"} for action in ami.actions
+        ],
+        "telegram_requests": len(bot.requests),
+    }
+
+
+def print_timeline(report: dict[str, Any]) -> None:
+    rows: list[tuple[str, str]] = []
+    for c in report["calls"]:
+        who = f"{c['caller_name']} {c['caller']}".strip()
+        rows.append((c["started_at"] or "", f"call   {c['ddi']} ({c['subscriber']}) from {who}"))
+        rows.append(
+            (c["ended_at"] or "", f"ended  {c['ddi']}: status={c['status']} outcome={c['outcome']}")
+        )
+    for d in report["deliveries"]:
+        first_line = d["text"].splitlines()[0] if d["text"] else ""
+        where = f"{d['kind']} -> {d['subscriber']} via {d['channel']} [{d['status']}]"
+        rows.append((d["sent_at"] or "", f"{where}: {first_line}"))
+    print("Frontdesk demo: timeline")
+    for at, text in sorted(rows):
+        print(f"  {at[11:19] if at else '--:--:--'}  {text}")
+    print("\nWhat each subscriber received:")
+    for d in report["deliveries"]:
+        print(f"  {d['subscriber']} ({d['channel']}, {d['status']}):")
+        for line in d["text"].splitlines():
+            print(f"      {line}")
+    actions = [a.get("Action", "?") for a in report["ami_actions"]]
+    print(f"\nAMI actions received by the sandbox: {', '.join(actions)}")

@@ -1,0 +1,1 @@
+"""Sources, call tracker, router, outbox, control actions, web."""

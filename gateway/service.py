@@ -1,0 +1,138 @@
+"""The gateway's running parts wired together: AMI in, tracker, router, outbox, web.
+
+Start order: database, web, outbox, AMI (so nothing the PBX says is dropped for want of a
+consumer); stop order is the reverse, letting the router drain what the tracker emitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from gateway.ami import AmiClient
+from gateway.ami_translate import AmiTranslator
+from gateway.ami_wire import Frame
+from gateway.control import Control
+from gateway.outbox import Outbox
+from gateway.router import Router
+from gateway.tracker import CallTracker
+from gateway.web import build_app
+from models.db import Delivery, DeliveryStatus
+from models.events import CallSnapshot
+from models.settings import Settings
+from notifiers.base import Notifier
+
+log = logging.getLogger(__name__)
+
+ROUTE_BATCH = 200  # snapshots routed per transaction when a burst arrives
+
+
+class Gateway:
+    def __init__(self, settings: Settings, notifiers: Mapping[str, Notifier]) -> None:
+        self.settings = settings
+        self.translator = AmiTranslator(settings.ami.userevent_prefix)
+        self._snapshots: asyncio.Queue[CallSnapshot] = asyncio.Queue()
+        self.tracker = CallTracker(self._snapshots.put_nowait)
+        self.outbox = Outbox(notifiers, settings.outbox)
+        self.router = Router(self.outbox.wake, settings.locale.default_region)
+        self.ami = AmiClient(
+            settings.ami,
+            self.on_frame,
+            wanted_events=self.translator.event_names,
+            on_connected=self._on_ami_connected,
+        )
+        self.control = Control(self.ami)
+        self.web = build_app(self.health)
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        # Told of every call snapshot once it is routed (the demo and tests wait on these).
+        self.observers: list[Callable[[CallSnapshot], None]] = []
+        self.http_port: int | None = None
+
+    def on_frame(self, frame: Frame) -> None:
+        event = self.translator.translate(frame)
+        if event is not None:
+            self.tracker.handle(event)
+
+    async def _on_ami_connected(self) -> None:
+        await self.control.reassert_all()
+
+    async def _route_forever(self) -> None:
+        while True:
+            batch = [await self._snapshots.get()]
+            while len(batch) < ROUTE_BATCH and not self._snapshots.empty():
+                batch.append(self._snapshots.get_nowait())
+            try:
+                await self._route(batch)
+            finally:
+                for _ in batch:
+                    self._snapshots.task_done()
+
+    async def _route(self, batch: list[CallSnapshot]) -> None:
+        try:
+            await self.router.on_calls(batch)
+        except Exception:
+            # One bad call must not sink the batch: route the rest one by one.
+            log.exception("routing a batch of %d failed; retrying one by one", len(batch))
+            for snap in batch:
+                try:
+                    await self.router.on_calls([snap])
+                except Exception:
+                    log.exception("routing call %s failed", snap.linkedid)
+        for snap in batch:
+            for observe in self.observers:
+                observe(snap)
+
+    async def _expire_forever(self) -> None:
+        while True:
+            await asyncio.sleep(300)
+            self.tracker.expire(max_idle=4 * 3600)
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.web)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http.port
+        self._tasks = [
+            asyncio.create_task(self._route_forever(), name="router"),
+            asyncio.create_task(self.outbox.run(), name="outbox"),
+            asyncio.create_task(self._expire_forever(), name="expire"),
+        ]
+        await self.ami.start()
+        log.info("gateway up: http on %s:%s", self.settings.http.host, self.http_port)
+
+    async def drain(self) -> None:
+        """Wait until every call event seen so far has been routed."""
+        await self._snapshots.join()
+
+    async def stop(self) -> None:
+        await self.ami.stop()
+        await asyncio.wait_for(self.drain(), 10)
+        self.outbox.stop()
+        for task in self._tasks:
+            if task.get_name() != "outbox":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def health(self) -> dict[str, Any]:
+        counts = {
+            status.value: await Delivery.filter(status=status).count() for status in DeliveryStatus
+        }
+        parser = self.ami.parsers[-1] if self.ami.parsers else None
+        return {
+            "ok": self.ami.connected.is_set(),
+            "ami_connected": self.ami.connected.is_set(),
+            "calls_in_progress": len(self.tracker.calls),
+            "deliveries": counts,
+            "ami_frames": parser.stats.frames if parser else 0,
+            "ami_malformed": parser.stats.malformed if parser else 0,
+        }

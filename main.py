@@ -1,0 +1,185 @@
+"""Frontdesk command line: the composition root.
+
+python main.py run -c frontdesk.toml        run the gateway
+python main.py migrate -c frontdesk.toml    bring the database schema up to date
+python main.py demo [--report FILE]         a short day against the sandbox
+python main.py subscriber add|list|code ... admin helpers
+python main.py deliveries [--status dead]   the outbox, e.g. the dead letters
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from bot.runtime import Runtime
+from gateway import admin
+from models.database import close_db, migrate, open_db
+from models.db import Delivery, DeliveryStatus, Subscriber
+from models.phone import InvalidNumber
+from models.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("frontdesk")
+
+
+def setup_logging(settings: Settings) -> None:
+    fmt = (
+        '{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}'
+        if settings.log.format == "json"
+        else "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    logging.basicConfig(level=settings.log.level.upper(), format=fmt, stream=sys.stderr)
+    # httpx logs every Bot API URL, and those URLs carry the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+async def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
+    await migrate(settings.database.url)
+    runtime = Runtime(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("starting with %s", json.dumps(settings.redacted()))
+    await runtime.start()
+    await stop.wait()
+    log.info("stopping")
+    await runtime.stop()
+    return 0
+
+
+async def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    await migrate(settings.database.url)
+    print("database schema is up to date")
+    return 0
+
+
+async def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
+    await migrate(settings.database.url)
+    await open_db(settings.database.url)
+    try:
+        return await work()
+    finally:
+        await close_db()
+
+
+async def cmd_subscriber(settings: Settings, args: argparse.Namespace) -> int:
+    async def add() -> int:
+        created = await admin.add_subscriber(
+            name=args.name,
+            ddis=args.ddi,
+            language=args.language or settings.locale.default_language,
+            timezone=args.timezone or settings.locale.default_timezone,
+            mobile=args.mobile,
+            instructions=args.instructions,
+            region=settings.locale.default_region,
+        )
+        print(f"subscriber {created.subscriber.id} {created.subscriber.name!r} created")
+        print(f"link code: {created.link_code}  (the subscriber sends /start {created.link_code})")
+        return 0
+
+    async def listing() -> int:
+        for s in await Subscriber.all().prefetch_related("ddis", "users"):
+            ddis = ",".join(d.number for d in s.ddis)
+            chats = sum(1 for u in s.users if u.telegram_chat_id)
+            print(f"{s.id}\t{s.name}\t{s.language}\t{s.scenario.value}\t{ddis}\tchats={chats}")
+        return 0
+
+    async def code() -> int:
+        subscriber = await Subscriber.get_or_none(id=args.id)
+        if subscriber is None:
+            raise admin.AdminError(f"no subscriber {args.id}")
+        print(f"link code: {await admin.new_link_code(subscriber)}")
+        return 0
+
+    return await _with_db(settings, {"add": add, "list": listing, "code": code}[args.action])
+
+
+async def cmd_deliveries(settings: Settings, args: argparse.Namespace) -> int:
+    async def listing() -> int:
+        query = Delivery.all().order_by("id")
+        if args.status:
+            query = query.filter(status=DeliveryStatus(args.status))
+        for d in await query:
+            print(
+                f"{d.id}\t{d.kind}\t{d.channel}\t{d.address}\t{d.status.value}"
+                f"\tattempts={d.attempts}\t{d.last_error}"
+            )
+        return 0
+
+    return await _with_db(settings, listing)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from demo.day import run_demo  # the demo alone needs the sandbox
+
+    return asyncio.run(run_demo(report_path=args.report, verbose=args.verbose))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="frontdesk", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("-c", "--config", help="TOML config file (env FRONTDESK__S__K overrides)")
+        return cmd
+
+    with_config("run", "run the gateway")
+    with_config("migrate", "apply database migrations")
+    demo = sub.add_parser("demo", help="play a short day against the sandbox")
+    demo.add_argument("--report", help="write the JSON report to this file")
+    demo.add_argument("-v", "--verbose", action="store_true", help="show the gateway's logs")
+
+    subscriber = with_config("subscriber", "manage subscribers")
+    actions = subscriber.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="create a subscriber and print its link code")
+    add.add_argument("--name", required=True)
+    add.add_argument("--ddi", action="append", required=True, help="DDI number (repeatable)")
+    add.add_argument("--language", choices=["en", "el", "ru", "zh"])
+    add.add_argument("--timezone")
+    add.add_argument("--mobile", help="number calls are forwarded to")
+    add.add_argument("--instructions", default="", help="what agents should say")
+    actions.add_parser("list", help="list subscribers")
+    code = actions.add_parser("code", help="issue a new one-time link code")
+    code.add_argument("id", type=int)
+
+    deliveries = with_config("deliveries", "list outbox rows")
+    deliveries.add_argument("--status", choices=[s.value for s in DeliveryStatus])
+    return p
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "run": cmd_run,
+    "migrate": cmd_migrate,
+    "subscriber": cmd_subscriber,
+    "deliveries": cmd_deliveries,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "demo":
+        return cmd_demo(args)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings)
+    try:
+        result: Any = asyncio.run(COMMANDS[args.command](settings, args))
+    except (ConfigError, admin.AdminError, InvalidNumber) as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 2
+    return int(result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Database models (tortoise-orm). Schema changes go through migrations in models/migrations."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models.events import CallOutcome, CallStatus, Scenario
+
+
+class Role(StrEnum):
+    SUBSCRIBER = "subscriber"  # a person of the subscriber's business who receives messages
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"  # the operator's director
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # waiting for its turn (first try or a retry)
+    SENDING = "sending"  # claimed by a worker until claimed_until
+    SENT = "sent"  # the channel accepted it; receipt holds its id
+    DELIVERED = "delivered"  # the channel confirmed delivery to the person
+    FAILED = "failed"  # permanent refusal (blocked bot, invalid address)
+    DEAD = "dead"  # gave up after retries; an admin should look
+
+
+class Subscriber(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    language = fields.CharField(max_length=8, default="en")
+    timezone = fields.CharField(max_length=64, default="Europe/Athens")
+    scenario = fields.CharEnumField(Scenario, max_length=16, default=Scenario.AGENT)
+    forward_number = fields.CharField(max_length=20, null=True)
+    instructions = fields.TextField(default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    ddis: fields.ReverseRelation[Ddi]
+    users: fields.ReverseRelation[User]
+
+    class Meta:
+        table = "subscriber"
+
+
+class Ddi(Model):
+    id = fields.IntField(primary_key=True)
+    number = fields.CharField(max_length=32, unique=True)
+    mailbox = fields.CharField(max_length=64, default="")
+    subscriber: fields.ForeignKeyRelation[Subscriber] = fields.ForeignKeyField(
+        "models.Subscriber", related_name="ddis", on_delete=fields.CASCADE
+    )
+
+    class Meta:
+        table = "ddi"
+
+
+class User(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    role = fields.CharEnumField(Role, max_length=16)
+    telegram_chat_id = fields.BigIntField(null=True, unique=True)
+    language = fields.CharField(max_length=8, null=True)
+    subscriber: fields.ForeignKeyNullableRelation[Subscriber] = fields.ForeignKeyField(
+        "models.Subscriber", related_name="users", null=True, on_delete=fields.CASCADE
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "app_user"
+
+
+class LinkCode(Model):
+    """A one-time code an admin hands to a subscriber to link a Telegram chat."""
+
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=32, unique=True)
+    subscriber: fields.ForeignKeyRelation[Subscriber] = fields.ForeignKeyField(
+        "models.Subscriber", related_name="link_codes", on_delete=fields.CASCADE
+    )
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "link_code"
+
+
+class Contact(Model):
+    id = fields.IntField(primary_key=True)
+    subscriber: fields.ForeignKeyRelation[Subscriber] = fields.ForeignKeyField(
+        "models.Subscriber", related_name="contacts", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=200)
+    number = fields.CharField(max_length=20)
+
+    class Meta:
+        table = "contact"
+        unique_together = (("subscriber", "number"),)
+
+
+class Call(Model):
+    id = fields.IntField(primary_key=True)
+    linkedid = fields.CharField(max_length=64, unique=True)
+    ddi = fields.CharField(max_length=32, default="")
+    subscriber: fields.ForeignKeyNullableRelation[Subscriber] = fields.ForeignKeyField(
+        "models.Subscriber", related_name="calls", null=True, on_delete=fields.SET_NULL
+    )
+    caller_number = fields.CharField(max_length=32, default="")
+    caller_name = fields.CharField(max_length=200, default="")
+    scenario = fields.CharField(max_length=16, default="")
+    status = fields.CharEnumField(CallStatus, max_length=16, default=CallStatus.NOT_STARTED)
+    outcome = fields.CharEnumField(CallOutcome, max_length=16, null=True)
+    answered_by = fields.CharField(max_length=128, default="")
+    legs_rung = fields.IntField(default=0)
+    started_at = fields.DatetimeField()
+    answered_at = fields.DatetimeField(null=True)
+    ended_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "call"
+
+
+class Delivery(Model):
+    """The outbox: one row per recipient and channel, written with the event that caused it."""
+
+    id = fields.IntField(primary_key=True)
+    dedupe_key = fields.CharField(max_length=200, unique=True)
+    kind = fields.CharField(max_length=32)  # missed_call, ...
+    channel = fields.CharField(max_length=16)  # telegram, ...
+    address = fields.CharField(max_length=200)
+    subscriber: fields.ForeignKeyNullableRelation[Subscriber] = fields.ForeignKeyField(
+        "models.Subscriber", related_name="deliveries", null=True, on_delete=fields.SET_NULL
+    )
+    call: fields.ForeignKeyNullableRelation[Call] = fields.ForeignKeyField(
+        "models.Call", related_name="deliveries", null=True, on_delete=fields.SET_NULL
+    )
+    text = fields.TextField()
+    buttons: Any = fields.JSONField(default=list)
+    status = fields.CharEnumField(
+        DeliveryStatus, max_length=16, default=DeliveryStatus.PENDING, db_index=True
+    )
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField(db_index=True)
+    claimed_until = fields.DatetimeField(null=True)
+    last_error = fields.TextField(default="")
+    receipt = fields.CharField(max_length=128, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    sent_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "delivery"

@@ -1,0 +1,158 @@
+"""Domain events: what happened on the PBX, in our words, free of AMI field names.
+
+The AMI adapter (gateway/ami_translate.py) is the only place that knows how these map to
+AMI frames; everything downstream sees only these types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Scenario(StrEnum):
+    AGENT = "agent"
+    VOICEMAIL = "voicemail"
+    FORWARD = "forward"
+    CLOSED = "closed"
+
+
+class CallStatus(StrEnum):
+    """The console's statuses: live ones first, then the final ones."""
+
+    NOT_STARTED = "not_started"  # channel exists, dialplan has not routed it yet
+    WAITING = "waiting"  # ringing agents / queued
+    IN_PROGRESS = "in_progress"  # an agent is talking to the caller
+    FORWARDED = "forwarded"  # ringing or connected to the subscriber's mobile
+    ANSWERED = "answered"  # ended after an agent answered
+    NOT_ANSWERED = "not_answered"  # ended unanswered, but a voicemail was left
+    LOST = "lost"  # ended unanswered and no message: a missed call
+    SCHEDULED = "scheduled"  # a call back has been booked
+
+
+class CallOutcome(StrEnum):
+    ANSWERED = "answered"
+    VOICEMAIL = "voicemail"
+    FORWARDED = "forwarded"
+    ABANDONED = "abandoned"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOpened:
+    linkedid: str
+    uniqueid: str
+    channel: str
+    exten: str
+    context: str
+    caller_number: str
+    caller_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallerIdentified:
+    linkedid: str
+    uniqueid: str
+    caller_number: str
+    caller_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialStarted:
+    linkedid: str
+    uniqueid: str  # the dialling channel; empty for an originate
+    dest_uniqueid: str
+    dest_channel: str
+    dial_string: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialEnded:
+    linkedid: str
+    uniqueid: str
+    dest_uniqueid: str
+    status: str  # ANSWER, NOANSWER, BUSY, CANCEL, CHANUNAVAIL, CONGESTION
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelClosed:
+    linkedid: str
+    uniqueid: str
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallRouted:
+    """Our dialplan decided what to do with an inbound call on a DDI."""
+
+    linkedid: str
+    ddi: str
+    scenario: str
+    mailbox: str
+    forward_to: str
+    caller_number: str
+    caller_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallFellBack:
+    linkedid: str
+    ddi: str
+    dial_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallFinished:
+    linkedid: str
+    ddi: str
+    scenario: str
+    dial_status: str
+    vm_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailWaiting:
+    linkedid: str  # empty when Asterisk reports it outside a call
+    mailbox: str
+    waiting: bool
+    new: int
+    old: int
+
+
+PbxEvent = (
+    ChannelOpened
+    | CallerIdentified
+    | DialStarted
+    | DialEnded
+    | ChannelClosed
+    | CallRouted
+    | CallFellBack
+    | CallFinished
+    | VoicemailWaiting
+)
+
+
+@dataclass(slots=True)
+class CallSnapshot:
+    """What the tracker knows about one call (one Linkedid) at a moment."""
+
+    linkedid: str
+    started_at: float
+    ddi: str = ""
+    scenario: str = ""
+    caller_number: str = ""
+    caller_name: str = ""
+    forward_to: str = ""
+    status: CallStatus = CallStatus.NOT_STARTED
+    outcome: CallOutcome | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    answered_by: str = ""  # the channel that picked up
+    answered_via: str = ""  # "agent" or "forward"
+    legs_rung: int = 0
+    fell_back: bool = False
+    voicemail_left: bool = False
+    channels: set[str] = field(default_factory=set)
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_at is not None

@@ -1,0 +1,213 @@
+"""Configuration: one TOML file, every key overridable by FRONTDESK__SECTION__KEY.
+
+Validation happens once at start; an error names the offending key so an operator
+can fix the file without reading code.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENV_PREFIX = "FRONTDESK__"
+# The languages of the people Frontdesk serves; catalogues exist for each.
+LANGUAGES = ("en", "el", "ru", "zh")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite://var/frontdesk.sqlite3"
+
+
+@dataclass(frozen=True)
+class AmiSettings:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "frontdesk"
+    secret: str = ""
+    ping_interval: float = 10.0
+    ping_timeout: float = 5.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+    max_frame_bytes: int = 65536
+    # Prefix of our dialplan's UserEvents (FrontdeskCall, FrontdeskCallEnd, ...).
+    userevent_prefix: str = "Frontdesk"
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    token: str = ""
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    poll_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    batch: int = 50
+    lease_seconds: float = 60.0
+    retry_initial: float = 2.0
+    retry_max: float = 600.0
+    give_up_after: float = 86400.0
+    idle_poll: float = 1.0
+
+
+@dataclass(frozen=True)
+class LocaleSettings:
+    # Used when a subscriber is created without its own, and for numbers without a country code.
+    default_language: str = "en"
+    default_timezone: str = "Europe/Athens"
+    default_region: str = "GR"
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    ami: AmiSettings = field(default_factory=AmiSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    locale: LocaleSettings = field(default_factory=LocaleSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+    def redacted(self) -> dict[str, dict[str, Any]]:
+        """A view safe to log: secrets and tokens replaced."""
+        out: dict[str, dict[str, Any]] = {}
+        for section in fields(self):
+            values = {}
+            for f in fields(getattr(self, section.name)):
+                value = getattr(getattr(self, section.name), f.name)
+                values[f.name] = "***" if _is_secret(f.name) and value else value
+            out[section.name] = values
+        return out
+
+
+def _is_secret(key: str) -> bool:
+    return key in {"secret", "token", "password"} or key.endswith("_secret")
+
+
+def _coerce(key: str, value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false"}:
+            return value.lower() in {"1", "true", "yes", "on"}
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"config key {key}: expected {kind.__name__}, got {value!r}")
+
+
+def _build_section(name: str, cls: type, raw: Mapping[str, Any]) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"config key {name}.{key}: unknown key (known: {sorted(known)})")
+    values = {key: _coerce(f"{name}.{key}", raw[key], hints[key]) for key in raw}
+    return cls(**values)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(f"environment variable {name}: expected {ENV_PREFIX}SECTION__KEY")
+        out.setdefault(parts[0], {})[parts[1]] = value
+    return out
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read TOML (if given), apply env overrides, validate; raise ConfigError naming the key."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+    for section, values in _env_overrides(os.environ if environ is None else environ).items():
+        raw.setdefault(section, {}).update(values)
+    sections = {f.name: f for f in fields(Settings)}
+    built: dict[str, Any] = {}
+    for name, values in raw.items():
+        if name not in sections:
+            raise ConfigError(f"config section [{name}]: unknown (known: {sorted(sections)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section [{name}]: expected a table")
+        cls = get_type_hints(Settings)[name]
+        built[name] = _build_section(name, cls, values)
+    settings = Settings(**built)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if settings.database.url.split("://", 1)[0] not in {"sqlite", "postgres", "asyncpg", "psycopg"}:
+        raise ConfigError(
+            f"config key database.url: unsupported scheme in {settings.database.url!r}"
+        )
+    for key, port in (("ami.port", settings.ami.port), ("http.port", settings.http.port)):
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"config key {key}: {port} is not a TCP port")
+    if settings.log.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(f"config key log.level: {settings.log.level!r} is not a log level")
+    if settings.locale.default_language not in LANGUAGES:
+        raise ConfigError(f"config key locale.default_language: one of {LANGUAGES}")
+    try:
+        ZoneInfo(settings.locale.default_timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError("config key locale.default_timezone: unknown time zone") from exc
+    if (
+        settings.outbox.retry_initial <= 0
+        or settings.outbox.retry_max < settings.outbox.retry_initial
+    ):
+        raise ConfigError("config key outbox.retry_max: must be >= outbox.retry_initial > 0")
+
+
+def with_section(settings: Settings, name: str, **changes: Any) -> Settings:
+    """A copy of settings with some keys of one section changed (used by the demo and tests)."""
+    section: Any = getattr(settings, name)
+    assert is_dataclass(section) and not isinstance(section, type)
+    updated: dict[str, Any] = {name: replace(section, **changes)}
+    return replace(settings, **updated)

@@ -1,0 +1,1 @@
+"""Stand-ins for the outside services Frontdesk talks to, speaking only their wire protocols."""
