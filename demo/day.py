@@ -139,12 +139,10 @@ async def tap_call_back(bot: BotApiServer, ami: AmiServer) -> None:
 
 async def wait_for_deliveries(bot: BotApiServer, expected: int) -> None:
     # The missed-call messages are the ones with buttons; link confirmations have none.
-    async def count() -> None:
-        while sum(1 for c in bot.sent if "reply_markup" in c.params) < expected:
-            await bot.wait_for(lambda c: "reply_markup" in c.params, timeout=WAIT)
-            await asyncio.sleep(0)
+    def arrived() -> bool:
+        return sum(1 for c in bot.sent if "reply_markup" in c.params) >= expected
 
-    await asyncio.wait_for(count(), WAIT)
+    await bot.wait_until(arrived, WAIT, f"{expected} missed-call messages")
 
 
 async def run_demo(report_path: str | None = None, verbose: bool = False) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from panoramisk import Manager
+from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
@@ -58,6 +59,10 @@ class _Manager(Manager):
 
     def __init__(self, client: AmiClient, **config: Any) -> None:
         super().__init__(**config)
+        # panoramisk int()s its timers, so a sub-second setting would become 0 (a Ping storm).
+        self.ping_delay = float(config["ping_delay"])
+        self.ping_interval = float(config["ping_interval"])
+        self.reconnect_timeout = float(config["reconnect_timeout"])
         self._client = client
         self.closing = False
 
@@ -181,8 +186,12 @@ class AmiClient:
         manager = self._manager
         if manager is None or not self.connected.is_set() or manager.protocol is None:
             raise AmiUnavailable(f"AMI not connected; {action.get('Action')} not sent")
+        # An async Originate is "queued" at once; its OriginateResponse comes only when the
+        # phone answers, much later, so return on the first answer. Lists (DBGet) still wait.
+        is_async = action.get("Async", "").lower() == "true"
+        request = Action(dict(action), as_list=False if is_async else None)
         try:
-            response = await asyncio.wait_for(manager.send_action(dict(action)), timeout)
+            response = await asyncio.wait_for(manager.send_action(request), timeout)
         except TimeoutError as exc:
             raise AmiUnavailable(f"AMI did not answer {action.get('Action')}") from exc
         first = response[0] if isinstance(response, list) else response

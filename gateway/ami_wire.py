@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 TERMINATOR = b"\r\n\r\n"
 BANNER_PREFIX = b"Asterisk Call Manager/"
+_ACTION_ID = b"\r\nActionID:"
 _EVENT_PREFIX = b"Event: "
 
 Frame = dict[str, str]
@@ -98,7 +99,9 @@ class FrameParser:
         if wanted is not None and raw.startswith(_EVENT_PREFIX):
             eol = raw.find(b"\r\n")
             name = raw[7:eol] if eol >= 0 else raw[7:]
-            if name not in wanted:
+            # An event carrying an ActionID answers one of our actions (DBGetResponse,
+            # OriginateResponse...): never noise, or the action would wait forever.
+            if name not in wanted and _ACTION_ID not in raw:
                 self.stats.dropped_noise += 1
                 return None
         try:

@@ -317,6 +317,12 @@ class BotApiServer:
         await self._wait(lambda: len(matching()) >= n, timeout, f"{n} x {method}")
         return matching()
 
+    async def wait_until(
+        self, condition: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
+    ) -> None:
+        """Wait until ``condition()`` holds; it is rechecked whenever a call is recorded."""
+        await self._wait(condition, timeout, what)
+
     async def wait_stalled(self, n: int = 1, timeout: float = 5.0) -> list[Call]:
         """Wait until ``n`` calls are held by :meth:`stall`; returns the held calls."""
         await self._wait(lambda: len(self._held) >= n, timeout, f"{n} stalled call(s)")
