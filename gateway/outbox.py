@@ -54,6 +54,8 @@ class Outbox:
         self.sent = 0
         self.retried = 0
         self.failed = 0
+        # Told (delivery id, new status) after each attempt is stored; tests and the demo wait on it.
+        self.observers: list[Callable[[int, DeliveryStatus], None]] = []
 
     def wake(self) -> None:
         """New rows are due now: do not wait for the idle poll."""
@@ -145,6 +147,9 @@ class Outbox:
 
     async def _finish(self, delivery: Delivery, status: DeliveryStatus, **values: object) -> None:
         # Conditional on our claim: a row whose lease expired and was re-claimed is not ours.
-        await Delivery.filter(
+        stored = await Delivery.filter(
             id=delivery.id, status=DeliveryStatus.SENDING, attempts=delivery.attempts
         ).update(status=status, claimed_until=None, **values)
+        if stored:
+            for observe in self.observers:
+                observe(delivery.id, status)

@@ -1,0 +1,163 @@
+"""The spine over real sockets: sandbox AMI (TCP) -> gateway -> sandbox Bot API (HTTP).
+
+The gateway and the bot run in this process on the test's loop, exactly as `main.py run`
+wires them; only the far ends are the sandbox stand-ins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.runtime import Runtime
+from gateway import admin
+from models.database import migrate
+from models.db import Delivery, DeliveryStatus
+from models.events import CallSnapshot
+from models.settings import load_settings, with_section
+from sandbox.ami_server import AmiServer, encode_frame
+from sandbox.call_scripts import CallFactory
+from sandbox.telegram_api import BotApiServer, Call
+
+TOKEN = "123456:TEST-token"
+SECRET = "test-secret"
+CHAT = 4242
+DDI = "2100001"
+WAIT = 10.0
+
+
+@dataclass
+class Stack:
+    ami: AmiServer
+    bot: BotApiServer
+    runtime: Runtime
+    calls: CallFactory
+    stored: asyncio.Queue[tuple[int, DeliveryStatus]]
+
+    async def play_and_route(self, frames: list[dict[str, str]], chunk: list[int]) -> None:
+        """Play one call and wait until the gateway has routed its end."""
+        linkedid = frames[0]["Linkedid"]
+        done = asyncio.Event()
+
+        def observe(snap: CallSnapshot) -> None:
+            if snap.ended and snap.linkedid == linkedid:
+                done.set()
+
+        self.runtime.gateway.observers.append(observe)
+        try:
+            await self.ami.play(frames, chunk_sizes=chunk)
+            await asyncio.wait_for(done.wait(), WAIT)
+        finally:
+            self.runtime.gateway.observers.remove(observe)
+
+
+def _missed_message(call: Call) -> bool:
+    return (
+        call.method == "sendMessage"
+        and str(call.params.get("chat_id")) == str(CHAT)
+        and "reply_markup" in call.params
+    )
+
+
+def _missed_sent(bot: BotApiServer) -> list[Call]:
+    return [c for c in bot.sent if _missed_message(c)]
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with AmiServer(secret=SECRET) as ami, BotApiServer(TOKEN) as bot:
+        s = load_settings(None, environ={})
+        s = with_section(s, "database", url=f"sqlite://{tmp_path / 'e2e.sqlite3'}")
+        s = with_section(s, "ami", port=ami.port, secret=SECRET, reconnect_min=0.05)
+        s = with_section(
+            s, "telegram", token=TOKEN, base_url=bot.base_url, base_file_url=bot.base_file_url
+        )
+        s = with_section(s, "telegram", poll_timeout=1.0)
+        s = with_section(s, "http", port=0)
+        s = with_section(s, "outbox", idle_poll=0.2)
+        await migrate(s.database.url)
+        runtime = Runtime(s)
+        await runtime.start()
+        try:
+            await ami.wait_logged_in(timeout=WAIT)
+            created = await admin.add_subscriber(
+                name="Ιατρείο Παπαδόπουλου",
+                ddis=[DDI],
+                language="el",
+                timezone="Europe/Athens",
+                mobile="+306944000001",
+            )
+            bot.inject_message(CHAT, f"/start {created.link_code}", language_code="el")
+            await bot.wait_for(lambda c: c.method == "sendMessage", timeout=WAIT)
+            stored: asyncio.Queue[tuple[int, DeliveryStatus]] = asyncio.Queue()
+            runtime.gateway.outbox.observers.append(lambda i, st: stored.put_nowait((i, st)))
+            yield Stack(ami, bot, runtime, CallFactory(), stored)
+        finally:
+            await runtime.stop()
+
+
+async def test_missed_call_over_tcp_reaches_the_bot_api_once(stack: Stack) -> None:
+    frames = stack.calls.missed(ddi=DDI, caller_num="+302101234567", caller_name="Μαρία Νίκου")
+    await stack.play_and_route(frames, chunk=[1, 5, 13])  # every multibyte name split
+
+    sent = await stack.bot.wait_for(_missed_message, timeout=WAIT)
+    text = sent.params["text"]
+    assert "Μαρία Νίκου" in text and "+302101234567" in text
+    assert "Αναπάντητη" in text  # Greek, the subscriber's language
+    buttons = sent.params["reply_markup"]["inline_keyboard"][0]
+    assert [b["callback_data"].split(":")[0] for b in buttons] == ["callback", "fwdme"]
+
+    delivery_id, status = await asyncio.wait_for(stack.stored.get(), WAIT)
+    assert status == DeliveryStatus.SENT
+    delivery = await Delivery.get(id=delivery_id)
+    assert (delivery.kind, delivery.channel, delivery.attempts) == ("missed_call", "telegram", 1)
+    assert delivery.receipt == str(sent.result["message_id"])
+    assert len(_missed_sent(stack.bot)) == 1
+
+
+async def test_answered_call_sends_nothing(stack: Stack) -> None:
+    frames = stack.calls.agent_answered(ddi=DDI, caller_num="+302107654321", caller_name="Νίκος")
+    await stack.play_and_route(frames, chunk=[64])
+    await stack.runtime.gateway.drain()
+    assert await Delivery.filter(kind="missed_call").count() == 0
+    assert _missed_sent(stack.bot) == []
+
+
+async def test_malformed_ami_input_is_skipped_and_the_gateway_goes_on(stack: Stack) -> None:
+    bad = (
+        b"\x00\xff garbage that is no frame at all\r\n\r\n"
+        + b"Privilege: call,all\r\nChannel: PJSIP/x\r\n\r\n"  # no Event
+        + b"Event: Newchannel\r\nX-Huge: "
+        + b"A" * (1024 * 1024)
+        + b"\r\n\r\n"
+        + encode_frame({"Event": "Newchannel", "CallerIDName": "x"}).replace(b"x", b"\xc3\x28")
+    )
+    await stack.ami.push_raw(bad, chunk_sizes=[4096])
+    frames = stack.calls.missed(ddi=DDI, caller_num="+302101234567", caller_name="Γιώργος")
+    await stack.play_and_route(frames, chunk=[7])
+
+    sent = await stack.bot.wait_for(_missed_message, timeout=WAIT)
+    assert "Γιώργος" in sent.params["text"]
+    stats = stack.runtime.gateway.ami.parsers[-1].stats
+    # garbage and the Event-less frame; the 1 MB one; \xff in the garbage and \xc3\x28
+    assert (stats.malformed, stats.oversized, stats.bad_utf8) == (2, 1, 2)
+    assert stack.runtime.gateway.ami.connected.is_set()
+
+
+async def test_reconnects_after_asterisk_restart_and_reasserts_astdb(stack: Stack) -> None:
+    logins = stack.ami.logins
+    await stack.ami.restart()  # every session dropped, as by `core restart now`
+    await stack.ami.wait_logged_in(1, timeout=WAIT)
+    assert stack.ami.logins == logins + 1
+    # On (re)connect the gateway writes every subscriber's lines back to AstDB.
+    await stack.ami.wait_action("DBPut", lambda a: a.get("Key") == f"scenario/{DDI}", WAIT)
+    assert stack.ami.astdb[f"frontdesk/scenario/{DDI}"] == "agent"
+
+    frames = stack.calls.missed(ddi=DDI, caller_num="+302101234567", caller_name="Ελένη")
+    await stack.play_and_route(frames, chunk=[32])
+    sent = await stack.bot.wait_for(_missed_message, timeout=WAIT)
+    assert "Ελένη" in sent.params["text"]
