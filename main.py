@@ -125,10 +125,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="frontdesk", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
+    config_help = "TOML config file (env FRONTDESK__SECTION__KEY overrides)"
+    # `-c` also after a nested action (`subscriber add -c f.toml`); SUPPRESS keeps the outer one.
+    late_config = argparse.ArgumentParser(add_help=False)
+    late_config.add_argument("-c", "--config", default=argparse.SUPPRESS, help=config_help)
 
     def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text)
-        cmd.add_argument("-c", "--config", help="TOML config file (env FRONTDESK__S__K overrides)")
+        cmd.add_argument("-c", "--config", help=config_help)
         return cmd
 
     with_config("run", "run the gateway")
@@ -139,15 +143,17 @@ def parser() -> argparse.ArgumentParser:
 
     subscriber = with_config("subscriber", "manage subscribers")
     actions = subscriber.add_subparsers(dest="action", required=True)
-    add = actions.add_parser("add", help="create a subscriber and print its link code")
+    add = actions.add_parser(
+        "add", help="create a subscriber and print its link code", parents=[late_config]
+    )
     add.add_argument("--name", required=True)
     add.add_argument("--ddi", action="append", required=True, help="DDI number (repeatable)")
     add.add_argument("--language", choices=["en", "el", "ru", "zh"])
     add.add_argument("--timezone")
     add.add_argument("--mobile", help="number calls are forwarded to")
     add.add_argument("--instructions", default="", help="what agents should say")
-    actions.add_parser("list", help="list subscribers")
-    code = actions.add_parser("code", help="issue a new one-time link code")
+    actions.add_parser("list", help="list subscribers", parents=[late_config])
+    code = actions.add_parser("code", help="issue a new one-time link code", parents=[late_config])
     code.add_argument("id", type=int)
 
     deliveries = with_config("deliveries", "list outbox rows")

@@ -1,10 +1,12 @@
 """The demo's JSON report and its human-readable timeline.
 
 Report fields are an interface scripts rely on: extend, never rename.
-  deliveries: subscriber, kind, channel, status (sent|delivered|failed|dead), text, address,
-              attempts, receipt
-  calls:      linkedid, ddi, subscriber, caller, status, outcome, started_at, ended_at
-  ami_actions: the actions the sandbox Asterisk received (Login secrets masked)
+  deliveries: subscriber, kind, channel, status (pending|sending|sent|delivered|failed|dead),
+              text, address, attempts, receipt, sent_at
+  calls:      linkedid, ddi, subscriber, caller, caller_name, status, outcome, started_at,
+              ended_at
+  ami_actions: the actions the sandbox Asterisk received (ActionID dropped, secrets masked)
+  telegram_requests: how many Bot API requests the sandbox answered
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Protocol
 @dataclass(frozen=True)
 class Button:
     text: str
-    data: str  # opaque callback data, routed by bot/callbacks.py
+    data: str  # opaque callback data, routed by bot/handlers.py's one dispatcher
 
 
 @dataclass(frozen=True)

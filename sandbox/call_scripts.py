@@ -6,7 +6,7 @@ DeviceStateChange, queue events, Cdr). A caller arrives on the trunk as
 PJSIP/pstn-0000000N in context from-pstn with the DDI as exten; every channel of the call
 carries the caller channel's Uniqueid as Linkedid. Our dialplan adds three UserEvents:
 FrontdeskCall (routing decided), FrontdeskFallback (forward/agents unanswered) and
-FrontdeskCallEnd (in the h extension, just before the caller's Hangup).
+FrontdeskCallEnd (from the hangup handler, just before the caller's Hangup).
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ class _Call:
         return status
 
     def end(self, scenario: str, dial_status: str, vm_status: str) -> list[Frame]:
-        """The h extension reports the outcome, then the caller's channel is gone."""
+        """The hangup handler reports the outcome, then the caller's channel is gone."""
         self.caller.exten, self._priority = "h", 0
         fields = {"DDI": self.ddi, "Scenario": scenario, "DialStatus": dial_status}
         self.user_event("FrontdeskCallEnd", {**fields, "VMStatus": vm_status})
