@@ -1,7 +1,7 @@
 """Control actions: what subscribers' commands do on the PBX and in the database.
 
 AstDB keys (family `frontdesk`) are read by deploy/asterisk/extensions_frontdesk.conf:
-scenario/<ddi>, forward/<ddi>, mailbox/<ddi>.
+scenario/<ddi>, forward/<ddi>, mailbox/<ddi> (ringtime/ and fallback/ are the operator's).
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class Outbox:
         self.sent = 0
         self.retried = 0
         self.failed = 0
-        # Told (delivery id, new status) after each attempt is stored; tests and the demo wait on it.
+        # Told (delivery id, new status) once each attempt is stored; tests wait on it.
         self.observers: list[Callable[[int, DeliveryStatus], None]] = []
 
     def wake(self) -> None:
