@@ -1,6 +1,6 @@
 """AMI ingest benchmark: one recorded stream, three consumers, events per second.
 
-    python bench/ami_ingest.py [--copies N]
+    python bench/ami_ingest.py [--copies N] [--repeat R]
 
 The stream is the three real Asterisk captures (tests/fixtures/asterisk) plus a missed
 call from the sandbox's call scripts, repeated with fresh Linkedids, so that every copy is
@@ -8,6 +8,8 @@ new calls to the tracker and the missed ones make outbox rows. Measured on it:
   bare      a minimal split-based parser (the ceiling for Python)
   panoramisk panoramisk 1.4's protocol parsing and dispatch, alone
   pipeline  the gateway: framing, translation, tracking, routing and outbox writes to SQLite
+Each is run R times and the best rate is kept (as timeit does): the noise on a shared
+machine only ever slows a run down.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ async def bench_pipeline(stream: bytes, frames: int, workdir: Path) -> tuple[flo
     gateway = Gateway(settings, {"telegram": _NullNotifier()})
     parser_factory = gateway.ami._protocol
     protocol = parser_factory()
+    protocol.connection_made(None)  # no socket: frames are fed straight to data_received
     router = asyncio.create_task(gateway._route_forever())
     pieces = chunks(stream)
     start = time.perf_counter()
@@ -152,13 +155,17 @@ async def bench_pipeline(stream: bytes, frames: int, workdir: Path) -> tuple[flo
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--copies", type=int, default=400, help="repetitions of the recorded day")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each; the best is kept")
     args = ap.parse_args()
     stream, frames = build_stream(args.copies)
     print(f"stream: {frames} frames, {len(stream) / 1e6:.1f} MB, {args.copies} copies of 4 calls")
-    bare = bench_bare(stream)
-    pano = bench_panoramisk(stream)
-    with tempfile.TemporaryDirectory() as tmp:
-        pipe, calls, deliveries = asyncio.run(bench_pipeline(stream, frames, Path(tmp)))
+    bare = max(bench_bare(stream) for _ in range(args.repeat))
+    pano = max(bench_panoramisk(stream) for _ in range(args.repeat))
+    pipe, calls, deliveries = 0.0, 0, 0
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            rate, calls, deliveries = asyncio.run(bench_pipeline(stream, frames, Path(tmp)))
+        pipe = max(pipe, rate)
     print(f"bare split parser      {bare:>10,.0f} events/s")
     print(f"panoramisk alone       {pano:>10,.0f} events/s")
     routed = f"({calls} calls routed, {deliveries} outbox rows)"

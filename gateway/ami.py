@@ -44,7 +44,10 @@ class _Protocol(AMIProtocol):
 
     def data_received(self, data: bytes) -> None:
         for frame in self.parser.feed(data):
-            if "Response" in frame or frame.get("ActionID", "\0") in self.responses:
+            # Answers to our actions go to panoramisk; every event (even one with a Response
+            # header, like OriginateResponse for an action nobody waits on) goes to us.
+            is_answer = "Event" not in frame and "Response" in frame
+            if is_answer or frame.get("ActionID", "\0") in self.responses:
                 self.handle_message(Message(frame))
                 continue
             try:

@@ -7,6 +7,7 @@ recipient: routing happens once, when the call ends, and each Delivery has a ded
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -43,17 +44,21 @@ class Router:
         await self.on_calls([snap])
 
     async def on_calls(self, snaps: list[CallSnapshot]) -> None:
-        """Route a batch in one transaction (one commit, not one per status change)."""
+        """Route a batch in one transaction, with a fixed number of set-based queries
+        (not a few per status change): a burst of calls costs a handful of round trips."""
         snaps = coalesce(snaps)
         subscribers = await self._subscribers({s.ddi for s in snaps if s.ddi})
-        created = 0
+        numbers = {
+            s.linkedid: caller_e164(s.caller_number, self._region) or s.caller_number for s in snaps
+        }
+        missed = [
+            s
+            for s in snaps
+            if s.ended and s.outcome is CallOutcome.ABANDONED and s.ddi in subscribers
+        ]
         async with in_transaction():
-            for snap in snaps:
-                subscriber = subscribers.get(snap.ddi)
-                number = caller_e164(snap.caller_number, self._region) or snap.caller_number
-                call = await self._save_call(snap, subscriber, number)
-                if snap.ended and snap.outcome is CallOutcome.ABANDONED and subscriber is not None:
-                    created += await self._missed_call(call, subscriber, snap, number)
+            calls = await self._save_calls(snaps, subscribers, numbers)
+            created = await self._missed_calls(missed, calls, subscribers, numbers)
         for snap in snaps:
             if snap.ended:
                 self.calls_routed += 1
@@ -71,84 +76,151 @@ class Router:
         ddis = await Ddi.filter(number__in=numbers).select_related("subscriber")
         return {d.number: d.subscriber for d in ddis}
 
-    async def _save_call(
-        self, snap: CallSnapshot, subscriber: Subscriber | None, number: str
-    ) -> Call:
-        values = {
-            "ddi": snap.ddi,
-            "subscriber": subscriber,
-            "caller_number": number,
-            "caller_name": snap.caller_name,
-            "scenario": snap.scenario,
-            "status": snap.status,
-            "outcome": snap.outcome,
-            "answered_by": snap.answered_by,
-            "legs_rung": snap.legs_rung,
-            "started_at": _dt(snap.started_at),
-            "answered_at": _dt(snap.answered_at),
-            "ended_at": _dt(snap.ended_at),
-        }
-        call, _ = await Call.update_or_create(values, linkedid=snap.linkedid)
-        return call
+    @staticmethod
+    async def _save_calls(
+        snaps: list[CallSnapshot], subscribers: dict[str, Subscriber], numbers: dict[str, str]
+    ) -> dict[str, Call]:
+        linkedids = [s.linkedid for s in snaps]
+        known = {c.linkedid: c for c in await Call.filter(linkedid__in=linkedids)}
+        fresh: list[Call] = []
+        for snap in snaps:
+            subscriber = subscribers.get(snap.ddi)
+            values = {
+                "ddi": snap.ddi,
+                "subscriber_id": subscriber.id if subscriber is not None else None,
+                "caller_number": numbers[snap.linkedid],
+                "caller_name": snap.caller_name,
+                "scenario": snap.scenario,
+                "status": snap.status,
+                "outcome": snap.outcome,
+                "answered_by": snap.answered_by,
+                "legs_rung": snap.legs_rung,
+                "started_at": _dt(snap.started_at),
+                "answered_at": _dt(snap.answered_at),
+                "ended_at": _dt(snap.ended_at),
+            }
+            call = known.get(snap.linkedid)
+            if call is None:
+                fresh.append(Call(linkedid=snap.linkedid, **values))
+            else:
+                for name, value in values.items():
+                    setattr(call, name, value)
+        if known:
+            await Call.bulk_update(list(known.values()), fields=CALL_FIELDS)
+        if fresh:
+            await Call.bulk_create(fresh)
+            # bulk_create does not return ids on every backend; read them back in one query.
+            known.update(
+                {c.linkedid: c for c in await Call.filter(linkedid__in=[c.linkedid for c in fresh])}
+            )
+        return known
 
-    async def _missed_call(
-        self, call: Call, subscriber: Subscriber, snap: CallSnapshot, number: str
+    async def _missed_calls(
+        self,
+        missed: list[CallSnapshot],
+        calls: dict[str, Call],
+        subscribers: dict[str, Subscriber],
+        numbers: dict[str, str],
     ) -> int:
-        contact = (
-            await Contact.get_or_none(subscriber=subscriber, number=number) if number else None
-        )
-        recipients = await User.filter(
-            subscriber=subscriber, role=Role.SUBSCRIBER, telegram_chat_id__isnull=False
-        )
-        now = datetime.now(UTC)
-        if not recipients:
-            await self._undeliverable(call, subscriber, now)
+        """One Delivery per linked chat of each missed call; a dead one when nobody is linked."""
+        if not missed:
             return 0
-        created = 0
-        for user in recipients:
-            lang = user.language or subscriber.language
-            key = f"missed_call:{snap.linkedid}:telegram:{user.telegram_chat_id}"
-            if await Delivery.exists(dedupe_key=key):
+        owners = {subscribers[s.ddi].id for s in missed}
+        recipients: dict[int, list[User]] = defaultdict(list)
+        for user in await User.filter(
+            subscriber_id__in=owners, role=Role.SUBSCRIBER, telegram_chat_id__isnull=False
+        ).order_by("id"):
+            recipients[user.subscriber_id].append(user)  # type: ignore[attr-defined]
+        contacts = {
+            (c.subscriber_id, c.number): c.name  # type: ignore[attr-defined]
+            for c in await Contact.filter(
+                subscriber_id__in=owners, number__in={n for n in numbers.values() if n}
+            )
+        }
+        now = datetime.now(UTC)
+        rows: list[Delivery] = []
+        for snap in missed:
+            subscriber, call = subscribers[snap.ddi], calls[snap.linkedid]
+            users = recipients.get(subscriber.id, [])
+            if not users:
+                # Nothing is lost silently: the admin sees a dead delivery saying why.
+                log.warning("missed call for %s but no Telegram chat is linked", subscriber.name)
+                rows.append(_undeliverable(call, subscriber, now))
                 continue
-            text = messages.missed_call(
-                lang=lang,
-                subscriber=subscriber.name,
-                caller=messages.caller_label(
-                    lang, number, snap.caller_name, contact.name if contact else None
-                ),
-                when=messages.local_time(lang, subscriber.timezone, call.started_at),
-                ddi=snap.ddi,
+            number = numbers[snap.linkedid]
+            contact = contacts.get((subscriber.id, number)) if number else None
+            for user in users:
+                rows.append(_missed_call(call, subscriber, user, snap, number, contact, now))
+        # The dedupe key makes a call reported twice (a replay, a restart) tell nobody twice.
+        done = set(
+            await Delivery.filter(dedupe_key__in=[r.dedupe_key for r in rows]).values_list(
+                "dedupe_key", flat=True
             )
-            buttons = messages.call_buttons(lang, call.id, can_call_back=bool(number))
-            await Delivery.create(
-                dedupe_key=key,
-                kind="missed_call",
-                channel="telegram",
-                address=str(user.telegram_chat_id),
-                subscriber=subscriber,
-                call=call,
-                text=text,
-                buttons=[[{"text": b.text, "data": b.data} for b in row] for row in buttons],
-                next_attempt_at=now,
-            )
-            created += 1
-        return created
-
-    async def _undeliverable(self, call: Call, subscriber: Subscriber, now: datetime) -> None:
-        # Nothing is lost silently: the admin sees a dead delivery saying why.
-        key = f"missed_call:{call.linkedid}:none"
-        if await Delivery.exists(dedupe_key=key):
-            return
-        log.warning("missed call for %s but no Telegram chat is linked", subscriber.name)
-        await Delivery.create(
-            dedupe_key=key,
-            kind="missed_call",
-            channel="telegram",
-            address="",
-            subscriber=subscriber,
-            call=call,
-            text="",
-            status=DeliveryStatus.DEAD,
-            last_error="no Telegram chat linked to this subscriber",
-            next_attempt_at=now,
         )
+        rows = [r for r in rows if r.dedupe_key not in done]
+        if rows:
+            await Delivery.bulk_create(rows)
+        return sum(1 for r in rows if r.status is DeliveryStatus.PENDING)
+
+
+CALL_FIELDS = [
+    "ddi",
+    "subscriber_id",
+    "caller_number",
+    "caller_name",
+    "scenario",
+    "status",
+    "outcome",
+    "answered_by",
+    "legs_rung",
+    "started_at",
+    "answered_at",
+    "ended_at",
+]
+
+
+def _missed_call(
+    call: Call,
+    subscriber: Subscriber,
+    user: User,
+    snap: CallSnapshot,
+    number: str,
+    contact: str | None,
+    now: datetime,
+) -> Delivery:
+    lang = user.language or subscriber.language
+    text = messages.missed_call(
+        lang=lang,
+        subscriber=subscriber.name,
+        caller=messages.caller_label(lang, number, snap.caller_name, contact),
+        when=messages.local_time(lang, subscriber.timezone, call.started_at),
+        ddi=snap.ddi,
+    )
+    buttons = messages.call_buttons(lang, call.id, can_call_back=bool(number))
+    return Delivery(
+        dedupe_key=f"missed_call:{snap.linkedid}:telegram:{user.telegram_chat_id}",
+        kind="missed_call",
+        channel="telegram",
+        address=str(user.telegram_chat_id),
+        subscriber=subscriber,
+        call=call,
+        text=text,
+        buttons=[[{"text": b.text, "data": b.data} for b in row] for row in buttons],
+        status=DeliveryStatus.PENDING,
+        next_attempt_at=now,
+    )
+
+
+def _undeliverable(call: Call, subscriber: Subscriber, now: datetime) -> Delivery:
+    return Delivery(
+        dedupe_key=f"missed_call:{call.linkedid}:none",
+        kind="missed_call",
+        channel="telegram",
+        address="",
+        subscriber=subscriber,
+        call=call,
+        text="",
+        status=DeliveryStatus.DEAD,
+        last_error="no Telegram chat linked to this subscriber",
+        next_attempt_at=now,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from gateway import admin
 from gateway.outbox import Outbox, backoff
 from gateway.router import Router
-from models.db import Call, Delivery, DeliveryStatus, Role, User
+from models.db import Call, Contact, Delivery, DeliveryStatus, Role, Subscriber, User
 from models.events import CallOutcome, CallSnapshot, CallStatus
 from models.settings import OutboxSettings
 from notifiers.base import OutgoingMessage, PermanentError, Receipt, TransientError
@@ -82,6 +83,39 @@ async def test_missed_call_gives_one_localised_delivery(db: str) -> None:
     call = await Call.get(linkedid="1.1")
     assert d.buttons[0][0]["data"] == f"callback:{call.id}"
     assert call.caller_number == "+302107654321" and call.outcome == CallOutcome.ABANDONED
+
+
+async def test_a_burst_is_routed_in_one_batch_with_contacts_and_two_chats(db: str) -> None:
+    await subscriber_with_chat(chat=77)
+    subscriber = await Subscriber.get(name="Ιατρείο")
+    await User.create(
+        name="Nurse", role=Role.SUBSCRIBER, telegram_chat_id=78, subscriber=subscriber
+    )
+    await Contact.create(subscriber=subscriber, name="Κα Μαρία Α.", number="+302107654321")
+    router = Router(lambda: None)
+    await router.on_calls([replace(ended(CallOutcome.ABANDONED, "9.1"), ended_at=None)])
+    burst = [
+        ended(CallOutcome.ABANDONED, "9.1"),  # known call, now over
+        ended(CallOutcome.ANSWERED, "9.2"),  # new and over within one batch
+        ended(CallOutcome.ABANDONED, "9.3"),
+        replace(ended(CallOutcome.ABANDONED, "9.3"), legs_rung=5),  # a later snapshot wins
+    ]
+    await router.on_calls(burst)
+    calls = {c.linkedid: c for c in await Call.all()}
+    assert {k: (c.status, c.legs_rung) for k, c in calls.items()} == {
+        "9.1": (CallStatus.LOST, 2),
+        "9.2": (CallStatus.ANSWERED, 2),
+        "9.3": (CallStatus.LOST, 5),
+    }
+    rows = await Delivery.all().order_by("address", "call_id")
+    assert [(d.address, d.call_id) for d in rows] == [
+        ("77", calls["9.1"].id),
+        ("77", calls["9.3"].id),
+        ("78", calls["9.1"].id),
+        ("78", calls["9.3"].id),
+    ]
+    assert all("Κα Μαρία Α." in d.text for d in rows)  # the contact's name, not the caller ID's
+    assert router.calls_routed == 3
 
 
 async def test_answered_call_tells_nobody(db: str) -> None:
