@@ -240,6 +240,9 @@ class AmiServer:
         self.astdb: dict[str, str] = {}  # "family/key" -> value
         self.originate_reason = 4  # OriginateResponse Reason: 4 answered, 0/1/3/5/8 failures
         self.logins = 0  # successful logins since start, across reconnects
+        # Fault mode: actions (lower-case names) recorded but never answered, as by a hung
+        # Asterisk whose TCP connection stays open.
+        self.unanswered: set[str] = set()
         self._port = port
         self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()
@@ -351,6 +354,10 @@ class AmiServer:
         assert found is not None  # wait_for returns only once find() is truthy
         return found
 
+    async def wait_until(self, condition: Callable[[], object], timeout: float = 5.0) -> None:
+        """Wait until ``condition()`` holds; rechecked after every action and login."""
+        await self._wait_for(condition, timeout)
+
     async def wait_logged_in(self, count: int = 1, timeout: float = 5.0) -> None:
         await self._wait_for(lambda: self.logged_in >= count, timeout)
 
@@ -443,8 +450,11 @@ class AmiServer:
 
     async def _handle(self, session: _Session, action: Action) -> None:
         was_authenticated = session.authenticated
-        reply = self._dispatch(session, action)
         self.actions.append({k: "***" if k.lower() == "secret" else v for k, v in action.items()})
+        if header(action, "Action").lower() in self.unanswered:
+            await self._notify()
+            return
+        reply = self._dispatch(session, action)
         await self._send(session, reply)
         if session.authenticated and not was_authenticated:
             await self.push([self._successful_auth(session)])

@@ -73,6 +73,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         s = load_settings(None, environ={})
         s = with_section(s, "database", url=f"sqlite://{tmp_path / 'e2e.sqlite3'}")
         s = with_section(s, "ami", port=ami.port, secret=SECRET, reconnect_min=0.05)
+        s = with_section(s, "ami", ping_interval=0.3, ping_timeout=2.0)
         s = with_section(
             s, "telegram", token=TOKEN, base_url=bot.base_url, base_file_url=bot.base_file_url
         )
@@ -161,3 +162,15 @@ async def test_reconnects_after_asterisk_restart_and_reasserts_astdb(stack: Stac
     await stack.play_and_route(frames, chunk=[32])
     sent = await stack.bot.wait_for(_missed_message, timeout=WAIT)
     assert "Ελένη" in sent.params["text"]
+
+
+async def test_a_hung_asterisk_is_detected_by_the_keepalive_and_reconnected(stack: Stack) -> None:
+    ami, logins = stack.ami, stack.ami.logins
+    ami.unanswered.add("ping")  # the TCP link stays up, but Asterisk answers nothing
+    await ami.wait_until(lambda: ami.logins > logins, WAIT)  # dropped the link, logged in anew
+    ami.unanswered.clear()
+
+    frames = stack.calls.missed(ddi=DDI, caller_num="+302101234567", caller_name="Σοφία")
+    await stack.play_and_route(frames, chunk=[32])
+    sent = await stack.bot.wait_for(_missed_message, timeout=WAIT)
+    assert "Σοφία" in sent.params["text"]
