@@ -128,7 +128,11 @@ async def test_sigkill_between_claim_and_send_then_restart_delivers_once(tmp_pat
             second.send_signal(signal.SIGTERM)
             await asyncio.wait_for(second.wait(), WAIT)
 
-    assert second.returncode == 0, log.read_text()
+    logged = log.read_text()
+    assert second.returncode == 0, logged
+    assert "AMI logged in" in logged and "stopping" in logged
+    # Secrets come from the environment and never reach the log (not even in Bot API URLs).
+    assert TOKEN not in logged and TOKEN.split(":")[1] not in logged and SECRET not in logged
     delivered = [c for c in bot.sent if _is_missed_call(c)]
     assert len(delivered) == 1, log.read_text()
     assert "Άννα" in delivered[0].params["text"]
