@@ -16,6 +16,7 @@ import pytest
 from bot.runtime import Runtime
 from gateway import admin
 from models.database import migrate
+from models.db import Call as CallRow
 from models.db import Delivery, DeliveryStatus
 from models.events import CallSnapshot
 from models.settings import load_settings, with_section
@@ -174,3 +175,47 @@ async def test_a_hung_asterisk_is_detected_by_the_keepalive_and_reconnected(stac
     await stack.play_and_route(frames, chunk=[32])
     sent = await stack.bot.wait_for(_missed_message, timeout=WAIT)
     assert "Σοφία" in sent.params["text"]
+
+
+async def _tap(stack: Stack, data: str, message_id: int = 1) -> str:
+    """Tap an inline button; returns the text of the bot's answerCallbackQuery."""
+    query = stack.bot.inject_callback(CHAT, message_id, data, language_code="el")
+    answer = await stack.bot.wait_for(
+        lambda c: (
+            c.method == "answerCallbackQuery"
+            and c.params.get("callback_query_id") == query["callback_query"]["id"]
+        ),
+        timeout=WAIT,
+    )
+    return str(answer.params.get("text", ""))
+
+
+async def test_buttons_call_back_and_forward_act_on_the_pbx(stack: Stack) -> None:
+    frames = stack.calls.missed(ddi=DDI, caller_num="+302101234567", caller_name="Μαρία")
+    await stack.play_and_route(frames, chunk=[64])
+    sent = await stack.bot.wait_for(_missed_message, timeout=WAIT)
+    call_back, forward = sent.params["reply_markup"]["inline_keyboard"][0]
+    message_id = sent.result["message_id"]
+
+    answer = await _tap(stack, call_back["callback_data"], message_id)
+    assert answer.startswith("Καλούμε τώρα το κινητό σας")
+    originate = await stack.ami.wait_action("Originate", timeout=WAIT)
+    assert originate["Channel"] == "Local/+306944000001@frontdesk-callback"
+    assert originate["Exten"] == "+302101234567"
+
+    answer = await _tap(stack, forward["callback_data"], message_id)
+    assert answer == "Οι κλήσεις προωθούνται πλέον στο +306944000001."
+    assert stack.ami.astdb[f"frontdesk/scenario/{DDI}"] == "forward"
+    assert stack.ami.astdb[f"frontdesk/forward/{DDI}"] == "+306944000001"
+
+
+async def test_forged_button_data_is_refused_and_does_nothing(stack: Stack) -> None:
+    other = await admin.add_subscriber(
+        name="Other", ddis=["2100077"], language="en", timezone="UTC", mobile="+306944000077"
+    )
+    frames = stack.calls.missed(ddi="2100077", caller_num="+302101234567", caller_name="X")
+    await stack.play_and_route(frames, chunk=[64])
+    foreign = await CallRow.get(subscriber_id=other.subscriber.id)
+    for data in (f"callback:{foreign.id}", f"fwdme:{foreign.id}", "callback:999999", "rm -rf:1"):
+        assert await _tap(stack, data) == "Αυτό το κουμπί δεν είναι για εσάς."
+    assert [a for a in stack.ami.actions if a.get("Action") in ("Originate", "DBPut")] == []
