@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 ENV_PREFIX = "FRONTDESK__"
 # The languages of the people Frontdesk serves; catalogues exist for each.
 LANGUAGES = ("en", "el", "ru", "zh")
+CHANNELS = ("telegram", "email", "sms", "mms")
 
 
 class ConfigError(ValueError):
@@ -82,6 +83,67 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    # Empty host: the email channel is off.
+    host: str = ""
+    port: int = 587
+    # "starttls" (port 587), "tls" (implicit TLS, port 465) or "none" (loopback relays only).
+    security: str = "starttls"
+    username: str = ""
+    password: str = ""
+    from_address: str = "frontdesk@localhost"
+    # Where replies go (commands by email come later); empty: no Reply-To header.
+    reply_to: str = ""
+    timeout: float = 30.0
+    # A PEM file of CA certificates to trust besides the system's (a private relay).
+    ca_file: str = ""
+
+
+@dataclass(frozen=True)
+class SmppSettings:
+    # Empty host: the SMS channel is off.
+    host: str = ""
+    port: int = 2775
+    system_id: str = ""
+    password: str = ""
+    system_type: str = ""
+    # Our sender: an alphanumeric name (ton 5) or a number (ton 1, npi 1).
+    source_addr: str = "Frontdesk"
+    source_ton: int = 5
+    source_npi: int = 0
+    # submit_sm sent and not yet answered, at most.
+    window: int = 10
+    enquire_link_interval: float = 30.0
+    response_timeout: float = 10.0
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+    # After ESME_RTHROTTLED: pause sending this long (doubling while it persists).
+    throttle_delay: float = 1.0
+    # Longest text, in SMS parts; longer texts are cut cleanly with an ellipsis.
+    max_parts: int = 6
+
+
+@dataclass(frozen=True)
+class MmsSettings:
+    # Empty url: the MMS channel is off. The MMSC's MM7 endpoint (SOAP over HTTP).
+    url: str = ""
+    vasp_id: str = ""
+    vas_id: str = ""
+    username: str = ""
+    password: str = ""
+    sender_address: str = ""
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    # Channels tried in order when a subscriber has no preference for a kind of event.
+    default_channels: str = "telegram,email,sms"
+    # An urgent message nobody acknowledges within this many seconds escalates.
+    escalate_after: float = 300.0
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
@@ -90,6 +152,10 @@ class Settings:
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     locale: LocaleSettings = field(default_factory=LocaleSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    smpp: SmppSettings = field(default_factory=SmppSettings)
+    mms: MmsSettings = field(default_factory=MmsSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
 
     def redacted(self) -> dict[str, dict[str, Any]]:
         """A view safe to log: secrets and tokens replaced."""
@@ -194,6 +260,16 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"config key log.level: {settings.log.level!r} is not a log level")
     if settings.locale.default_language not in LANGUAGES:
         raise ConfigError(f"config key locale.default_language: one of {LANGUAGES}")
+    if settings.smtp.security not in {"starttls", "tls", "none"}:
+        raise ConfigError("config key smtp.security: one of starttls, tls, none")
+    if not 1 <= settings.smpp.window <= 1000:
+        raise ConfigError("config key smpp.window: must be between 1 and 1000")
+    if not 1 <= settings.smpp.max_parts <= 255:
+        raise ConfigError("config key smpp.max_parts: must be between 1 and 255")
+    channels = [c.strip() for c in settings.routing.default_channels.split(",") if c.strip()]
+    unknown = set(channels) - set(CHANNELS)
+    if not channels or unknown:
+        raise ConfigError(f"config key routing.default_channels: channels from {CHANNELS}")
     try:
         ZoneInfo(settings.locale.default_timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 
@@ -13,15 +15,56 @@ class Button:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str  # e.g. "audio/mpeg", "application/pdf", "text/calendar"
+    data: bytes
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     address: str  # channel-specific: a Telegram chat id, an E.164 number, an email address
     text: str
     buttons: list[list[Button]] = field(default_factory=list)
+    subject: str = ""  # email and MMS; localised by the caller
+    html: str = ""  # email: an HTML alternative to `text`
+    attachments: tuple[Attachment, ...] = ()
+    # Our id for this message (the Delivery id): lets a channel correlate replies and reports.
+    reference: str = ""
 
 
 @dataclass(frozen=True)
 class Receipt:
+    """What the channel gave back on acceptance. `parts` lists one id per piece when the
+    channel split the message (concatenated SMS); delivery reports name those ids."""
+
     message_id: str
+    parts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """A channel's later word on a message it accepted (SMS receipt, MM7 report)."""
+
+    channel: str
+    message_id: str  # a Receipt.message_id or one of its parts
+    delivered: bool  # False: the network gave up (expired, rejected, undeliverable)
+    detail: str = ""  # e.g. "DELIVRD", "UNDELIV", "Retrieved"
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """Text a person sent us (an MO SMS, an email reply), for the command grammar."""
+
+    channel: str
+    sender: str  # E.164 number or email address
+    recipient: str  # our number / address it was sent to
+    text: str
+    received_at: datetime
+
+
+ReportSink = Callable[[DeliveryReport], Awaitable[None]]
+InboundSink = Callable[[InboundMessage], Awaitable[None]]
 
 
 class TransientError(Exception):
@@ -40,3 +83,11 @@ class Notifier(Protocol):
     channel: str
 
     async def send(self, message: OutgoingMessage) -> Receipt: ...
+
+
+class ManagedNotifier(Notifier, Protocol):
+    """A channel with a connection to open and close (SMPP bind, SMTP session)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
