@@ -37,6 +37,7 @@ def setup_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log.level.upper(), format=fmt, stream=sys.stderr)
     # httpx logs every Bot API URL, and those URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("tortoise").setLevel(logging.WARNING)  # one line per ORM start/stop
 
 
 async def cmd_run(settings: Settings, _: argparse.Namespace) -> int:

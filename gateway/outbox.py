@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import F, Q
@@ -36,7 +36,20 @@ def backoff(settings: OutboxSettings, attempts: int) -> float:
 
 def outgoing(delivery: Delivery) -> OutgoingMessage:
     buttons = [[Button(b["text"], b["data"]) for b in row] for row in delivery.buttons or []]
-    return OutgoingMessage(address=delivery.address, text=delivery.text, buttons=buttons)
+    return OutgoingMessage(
+        address=delivery.address,
+        text=delivery.text,
+        buttons=buttons,
+        subject=delivery.subject,
+        html=delivery.html,
+        reference=str(delivery.id),
+    )
+
+
+# Told of a delivery that ended badly (failed or dead), with the reason: the next channel.
+OnGiveUp = Callable[[Delivery, str], Awaitable[None]]
+# Told of the part ids of a sent delivery, for channels that report delivery later.
+OnParts = Callable[[Delivery, Sequence[str]], Awaitable[None]]
 
 
 class Outbox:
@@ -45,8 +58,12 @@ class Outbox:
         notifiers: Mapping[str, Notifier],
         settings: OutboxSettings,
         clock: Clock = utcnow,
+        on_give_up: OnGiveUp | None = None,
+        on_parts: OnParts | None = None,
     ) -> None:
         self._notifiers = notifiers
+        self._on_give_up = on_give_up
+        self._on_parts = on_parts
         self.settings = settings
         self._clock = clock
         self._wakeup = asyncio.Event()
@@ -110,15 +127,22 @@ class Outbox:
         except PermanentError as exc:
             self.failed += 1
             log.warning("delivery %s failed for good: %s", delivery.id, exc)
-            await self._finish(delivery, DeliveryStatus.FAILED, last_error=str(exc))
+            if await self._finish(delivery, DeliveryStatus.FAILED, last_error=str(exc)):
+                await self._gave_up(delivery, str(exc))
         except Exception as exc:  # a bug in a notifier must not lose the message
             log.exception("delivery %s: unexpected error", delivery.id)
             await self._retry_or_give_up(delivery, f"unexpected: {exc!r}", None)
         else:
             self.sent += 1
-            await self._finish(
+            stored = await self._finish(
                 delivery, DeliveryStatus.SENT, receipt=receipt.message_id, sent_at=self._clock()
             )
+            # Channels that report delivery later (SMS, MMS) name the parts they made.
+            parts = receipt.parts or (
+                (receipt.message_id,) if getattr(notifier, "reports_delivery", False) else ()
+            )
+            if stored and parts and self._on_parts is not None:
+                await self._on_parts(delivery, parts)
 
     async def _retry_or_give_up(
         self, delivery: Delivery, reason: str, retry_after: float | None
@@ -129,7 +153,8 @@ class Outbox:
             log.error(
                 "delivery %s dead after %d attempts: %s", delivery.id, delivery.attempts, reason
             )
-            await self._finish(delivery, DeliveryStatus.DEAD, last_error=reason)
+            if await self._finish(delivery, DeliveryStatus.DEAD, last_error=reason):
+                await self._gave_up(delivery, reason)
             return
         self.retried += 1
         delay = (
@@ -145,7 +170,15 @@ class Outbox:
         # The worker may be idle by then; make sure it looks again when the retry is due.
         asyncio.get_running_loop().call_later(delay, self._wakeup.set)
 
-    async def _finish(self, delivery: Delivery, status: DeliveryStatus, **values: object) -> None:
+    async def _gave_up(self, delivery: Delivery, reason: str) -> None:
+        if self._on_give_up is None:
+            return
+        try:
+            await self._on_give_up(delivery, reason)
+        except Exception:  # the failure is stored; a broken fallback must not stop the worker
+            log.exception("delivery %s: fallback failed", delivery.id)
+
+    async def _finish(self, delivery: Delivery, status: DeliveryStatus, **values: object) -> bool:
         # Conditional on our claim: a row whose lease expired and was re-claimed is not ours.
         stored = await Delivery.filter(
             id=delivery.id, status=DeliveryStatus.SENDING, attempts=delivery.attempts
@@ -153,3 +186,4 @@ class Outbox:
         if stored:
             for observe in self.observers:
                 observe(delivery.id, status)
+        return bool(stored)

@@ -1,20 +1,21 @@
-"""Router: call snapshots in, Call rows and outbox Delivery rows out, in one transaction.
+"""Router: call snapshots in; Call rows, and a Notification (with its first outbox
+Delivery rows) for each missed call, out, in one transaction.
 
-A missed call (nobody answered and no voicemail) gives exactly one notification per
-recipient: routing happens once, when the call ends, and each Delivery has a dedupe key.
+A missed call (nobody answered and no voicemail) gives exactly one Notification however
+many legs rang: routing happens when the call ends and the notification has a dedupe key
+(`missed_call:<linkedid>`), so a replayed or re-reported end changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from tortoise.transactions import in_transaction
 
-from gateway import messages
-from models.db import Call, Contact, Ddi, Delivery, DeliveryStatus, Role, Subscriber, User
+from gateway.messages import MISSED_CALL
+from gateway.notices import NewNotification, Notices
+from models.db import Call, Contact, Ddi, Subscriber, Urgency
 from models.events import CallOutcome, CallSnapshot
 from models.phone import caller_e164
 
@@ -35,8 +36,8 @@ def coalesce(snaps: list[CallSnapshot]) -> list[CallSnapshot]:
 
 
 class Router:
-    def __init__(self, on_deliveries: Callable[[], None], default_region: str = "GR") -> None:
-        self._on_deliveries = on_deliveries
+    def __init__(self, notices: Notices, default_region: str = "GR") -> None:
+        self._notices = notices
         self._region = default_region
         self.calls_routed = 0
 
@@ -58,7 +59,9 @@ class Router:
         ]
         async with in_transaction():
             calls = await self._save_calls(snaps, subscribers, numbers)
-            created = await self._missed_calls(missed, calls, subscribers, numbers)
+            if missed:
+                notices = await self._missed_calls(missed, calls, subscribers, numbers)
+                await self._notices.create(notices)
         for snap in snaps:
             if snap.ended:
                 self.calls_routed += 1
@@ -66,8 +69,6 @@ class Router:
                     log.warning(
                         "call %s on unknown DDI %r: nobody to tell", snap.linkedid, snap.ddi
                     )
-        if created:
-            self._on_deliveries()
 
     @staticmethod
     async def _subscribers(numbers: set[str]) -> dict[str, Subscriber]:
@@ -115,52 +116,45 @@ class Router:
             )
         return known
 
+    @staticmethod
     async def _missed_calls(
-        self,
         missed: list[CallSnapshot],
         calls: dict[str, Call],
         subscribers: dict[str, Subscriber],
         numbers: dict[str, str],
-    ) -> int:
-        """One Delivery per linked chat of each missed call; a dead one when nobody is linked."""
-        if not missed:
-            return 0
+    ) -> list[NewNotification]:
         owners = {subscribers[s.ddi].id for s in missed}
-        recipients: dict[int, list[User]] = defaultdict(list)
-        for user in await User.filter(
-            subscriber_id__in=owners, role=Role.SUBSCRIBER, telegram_chat_id__isnull=False
-        ).order_by("id"):
-            recipients[user.subscriber_id].append(user)  # type: ignore[attr-defined]
         contacts = {
             (c.subscriber_id, c.number): c.name  # type: ignore[attr-defined]
             for c in await Contact.filter(
                 subscriber_id__in=owners, number__in={n for n in numbers.values() if n}
             )
         }
-        now = datetime.now(UTC)
-        rows: list[Delivery] = []
+        notices = []
         for snap in missed:
             subscriber, call = subscribers[snap.ddi], calls[snap.linkedid]
-            users = recipients.get(subscriber.id, [])
-            if not users:
-                # Nothing is lost silently: the admin sees a dead delivery saying why.
-                log.warning("missed call for %s but no Telegram chat is linked", subscriber.name)
-                rows.append(_undeliverable(call, subscriber, now))
-                continue
             number = numbers[snap.linkedid]
-            contact = contacts.get((subscriber.id, number)) if number else None
-            for user in users:
-                rows.append(_missed_call(call, subscriber, user, snap, number, contact, now))
-        # The dedupe key makes a call reported twice (a replay, a restart) tell nobody twice.
-        done = set(
-            await Delivery.filter(dedupe_key__in=[r.dedupe_key for r in rows]).values_list(
-                "dedupe_key", flat=True
+            payload = {
+                "subscriber": subscriber.name,
+                "caller_number": number,
+                "caller_name": snap.caller_name,
+                "contact_name": contacts.get((subscriber.id, number)) if number else None,
+                "at": call.started_at.isoformat(),
+                "timezone": subscriber.timezone,
+                "ddi": snap.ddi,
+                "call_id": call.id,
+            }
+            notices.append(
+                NewNotification(
+                    dedupe_key=f"{MISSED_CALL}:{snap.linkedid}",
+                    subscriber=subscriber,
+                    kind=MISSED_CALL,
+                    urgency=Urgency.NORMAL,
+                    payload=payload,
+                    call_id=call.id,
+                )
             )
-        )
-        rows = [r for r in rows if r.dedupe_key not in done]
-        if rows:
-            await Delivery.bulk_create(rows)
-        return sum(1 for r in rows if r.status is DeliveryStatus.PENDING)
+        return notices
 
 
 CALL_FIELDS = [
@@ -177,50 +171,3 @@ CALL_FIELDS = [
     "answered_at",
     "ended_at",
 ]
-
-
-def _missed_call(
-    call: Call,
-    subscriber: Subscriber,
-    user: User,
-    snap: CallSnapshot,
-    number: str,
-    contact: str | None,
-    now: datetime,
-) -> Delivery:
-    lang = user.language or subscriber.language
-    text = messages.missed_call(
-        lang=lang,
-        subscriber=subscriber.name,
-        caller=messages.caller_label(lang, number, snap.caller_name, contact),
-        when=messages.local_time(lang, subscriber.timezone, call.started_at),
-        ddi=snap.ddi,
-    )
-    buttons = messages.call_buttons(lang, call.id, can_call_back=bool(number))
-    return Delivery(
-        dedupe_key=f"missed_call:{snap.linkedid}:telegram:{user.telegram_chat_id}",
-        kind="missed_call",
-        channel="telegram",
-        address=str(user.telegram_chat_id),
-        subscriber=subscriber,
-        call=call,
-        text=text,
-        buttons=[[{"text": b.text, "data": b.data} for b in row] for row in buttons],
-        status=DeliveryStatus.PENDING,
-        next_attempt_at=now,
-    )
-
-
-def _undeliverable(call: Call, subscriber: Subscriber, now: datetime) -> Delivery:
-    return Delivery(
-        dedupe_key=f"missed_call:{call.linkedid}:none",
-        kind="missed_call",
-        channel="telegram",
-        address="",
-        subscriber=subscriber,
-        call=call,
-        text="",
-        status=DeliveryStatus.DEAD,
-        last_error="no Telegram chat linked to this subscriber",
-        next_attempt_at=now,
-    )

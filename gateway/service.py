@@ -17,14 +17,17 @@ from gateway.ami import AmiClient
 from gateway.ami_translate import AmiTranslator
 from gateway.ami_wire import Frame
 from gateway.control import Control
+from gateway.inbound import InboundDesk
+from gateway.notices import Notices
 from gateway.outbox import Outbox
+from gateway.receipts import Receipts
 from gateway.router import Router
 from gateway.tracker import CallTracker
 from gateway.web import build_app
 from models.db import Delivery, DeliveryStatus
 from models.events import CallSnapshot
 from models.settings import Settings
-from notifiers.base import Notifier
+from notifiers.base import DeliveryReport, InboundMessage, ManagedNotifier, Notifier
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +35,23 @@ ROUTE_BATCH = 200  # snapshots routed per transaction when a burst arrives
 
 
 class Gateway:
-    def __init__(self, settings: Settings, notifiers: Mapping[str, Notifier]) -> None:
+    def __init__(self, settings: Settings, notifiers: Mapping[str, Notifier] | None = None) -> None:
         self.settings = settings
         self.translator = AmiTranslator(settings.ami.userevent_prefix)
         self._snapshots: asyncio.Queue[CallSnapshot] = asyncio.Queue()
         self.tracker = CallTracker(self._snapshots.put_nowait)
-        self.outbox = Outbox(notifiers, settings.outbox)
-        self.router = Router(self.outbox.wake, settings.locale.default_region)
+        # The channels this gateway can use; routes skip the others.
+        self.notifiers: dict[str, Notifier] = dict(notifiers or {})
+        self.receipts = Receipts(on_failed=self._fall_back)
+        self.outbox = Outbox(
+            self.notifiers,
+            settings.outbox,
+            on_give_up=self._fall_back,
+            on_parts=self.receipts.parts_sent,
+        )
+        self.notices = Notices(self.notifiers.keys(), settings.routing, on_new=self.outbox.wake)
+        self.inbound = InboundDesk(self.notices)
+        self.router = Router(self.notices, settings.locale.default_region)
         self.ami = AmiClient(
             settings.ami,
             self.on_frame,
@@ -52,6 +65,19 @@ class Gateway:
         # Told of every call snapshot once it is routed (the demo and tests wait on these).
         self.observers: list[Callable[[CallSnapshot], None]] = []
         self.http_port: int | None = None
+
+    def add_notifier(self, notifier: Notifier) -> None:
+        self.notifiers[notifier.channel] = notifier
+
+    async def _fall_back(self, delivery: Delivery, reason: str) -> None:
+        await self.notices.fall_back(delivery.notification_id, reason)  # type: ignore[attr-defined]
+
+    async def on_report(self, report: DeliveryReport) -> None:
+        """A channel's delivery report (SMS receipt, MM7 DeliveryReportReq)."""
+        await self.receipts.on_report(report)
+
+    async def on_inbound(self, message: InboundMessage) -> None:
+        await self.inbound.receive(message)
 
     def on_frame(self, frame: Frame) -> None:
         event = self.translator.translate(frame)
@@ -87,6 +113,14 @@ class Gateway:
             for observe in self.observers:
                 observe(snap)
 
+    async def _escalate_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.outbox.idle_poll)
+            try:
+                await self.notices.escalate_due()
+            except Exception:
+                log.exception("escalation round failed; next round retries")
+
     async def _expire_forever(self) -> None:
         while True:
             await asyncio.sleep(300)
@@ -100,7 +134,11 @@ class Gateway:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http.port
+        for notifier in self.notifiers.values():
+            if isinstance(notifier, ManagedNotifier):
+                await notifier.start()
         self._tasks = [
+            asyncio.create_task(self._escalate_forever(), name="escalate"),
             asyncio.create_task(self._route_forever(), name="router"),
             asyncio.create_task(self.outbox.run(), name="outbox"),
             asyncio.create_task(self._expire_forever(), name="expire"),
@@ -120,6 +158,9 @@ class Gateway:
             if task.get_name() != "outbox":
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for notifier in self.notifiers.values():
+            if isinstance(notifier, ManagedNotifier):
+                await notifier.stop()
         if self._runner is not None:
             await self._runner.cleanup()
 

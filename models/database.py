@@ -35,8 +35,11 @@ def _ensure_sqlite_dir(url: str) -> None:
 async def migrate(url: str) -> None:
     """Bring the schema up to date (idempotent); the only way tables are created."""
     _ensure_sqlite_dir(url)
-    await run_migrations(config=tortoise_config(url))
-    await Tortoise.close_connections()
+    try:
+        await run_migrations(config=tortoise_config(url))
+    finally:
+        # An open aiosqlite thread would keep a failed CLI command from exiting.
+        await Tortoise.close_connections()
 
 
 async def open_db(url: str) -> None:

@@ -18,6 +18,11 @@ class Role(StrEnum):
     ADMIN = "admin"  # the operator's director
 
 
+class Urgency(StrEnum):
+    NORMAL = "normal"  # held through quiet hours; falls back on a permanent failure
+    URGENT = "urgent"  # never held; escalates to the next channel unless acknowledged
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"  # waiting for its turn (first try or a retry)
     SENDING = "sending"  # claimed by a worker until claimed_until
@@ -33,7 +38,13 @@ class Subscriber(Model):
     language = fields.CharField(max_length=8, default="en")
     timezone = fields.CharField(max_length=64, default="Europe/Athens")
     scenario = fields.CharEnumField(Scenario, max_length=16, default=Scenario.AGENT)
+    # The subscriber's mobile: calls are forwarded to it, SMS and MMS go to it.
     forward_number = fields.CharField(max_length=20, null=True)
+    email = fields.CharField(max_length=254, null=True)
+    # Quiet hours, "HH:MM" in the subscriber's timezone (end may be past midnight): normal
+    # messages wait until they end; both empty means none.
+    quiet_start = fields.CharField(max_length=5, null=True)
+    quiet_end = fields.CharField(max_length=5, null=True)
     instructions = fields.TextField(default="")
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -121,6 +132,46 @@ class Call(Model):
         table = "call"
 
 
+class RoutingPreference(Model):
+    """How a subscriber wants one kind of event told: channels in order of preference."""
+
+    id = fields.IntField(primary_key=True)
+    subscriber: fields.ForeignKeyRelation[Subscriber] = fields.ForeignKeyField(
+        "models.Subscriber", related_name="preferences", on_delete=fields.CASCADE
+    )
+    kind = fields.CharField(max_length=32)  # missed_call, message, voicemail, fax, appointment
+    urgency = fields.CharEnumField(Urgency, max_length=8, default=Urgency.NORMAL)
+    channels: Any = fields.JSONField(default=list)  # ["sms", "telegram"]
+
+    class Meta:
+        table = "routing_preference"
+        unique_together = (("subscriber", "kind", "urgency"),)
+
+
+class Notification(Model):
+    """One thing to tell a subscriber. Its Deliveries are the attempts, one per channel."""
+
+    id = fields.IntField(primary_key=True)
+    dedupe_key = fields.CharField(max_length=200, unique=True)  # e.g. missed_call:<linkedid>
+    subscriber: fields.ForeignKeyRelation[Subscriber] = fields.ForeignKeyField(
+        "models.Subscriber", related_name="notifications", on_delete=fields.CASCADE
+    )
+    call: fields.ForeignKeyNullableRelation[Call] = fields.ForeignKeyField(
+        "models.Call", related_name="notifications", null=True, on_delete=fields.SET_NULL
+    )
+    kind = fields.CharField(max_length=32)
+    urgency = fields.CharEnumField(Urgency, max_length=8, default=Urgency.NORMAL)
+    payload: Any = fields.JSONField(default=dict)  # what the renderers need, channel-neutral
+    route: Any = fields.JSONField(default=list)  # channels in order
+    next_hop = fields.IntField(default=1)  # index in route of the next fallback/escalation
+    escalate_at = fields.DatetimeField(null=True, db_index=True)
+    acknowledged_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "notification"
+
+
 class Delivery(Model):
     """The outbox: one row per recipient and channel, written with the event that caused it."""
 
@@ -135,6 +186,11 @@ class Delivery(Model):
     call: fields.ForeignKeyNullableRelation[Call] = fields.ForeignKeyField(
         "models.Call", related_name="deliveries", null=True, on_delete=fields.SET_NULL
     )
+    notification: fields.ForeignKeyNullableRelation[Notification] = fields.ForeignKeyField(
+        "models.Notification", related_name="deliveries", null=True, on_delete=fields.CASCADE
+    )
+    subject = fields.CharField(max_length=255, default="")
+    html = fields.TextField(default="")
     text = fields.TextField()
     buttons: Any = fields.JSONField(default=list)
     status = fields.CharEnumField(
@@ -150,3 +206,42 @@ class Delivery(Model):
 
     class Meta:
         table = "delivery"
+
+
+class DeliveryPart(Model):
+    """A piece of a sent Delivery (an SMS part, an MMS), by the id its channel gave it.
+
+    The channel's delivery report for that id lands here."""
+
+    id = fields.IntField(primary_key=True)
+    # None for a while when the report outran our record of the send (both orders happen).
+    delivery: fields.ForeignKeyNullableRelation[Delivery] = fields.ForeignKeyField(
+        "models.Delivery", related_name="parts", null=True, on_delete=fields.CASCADE
+    )
+    channel = fields.CharField(max_length=16)
+    message_id = fields.CharField(max_length=128)
+    # None until the network reports; then True (delivered) or False (undeliverable).
+    delivered = fields.BooleanField(null=True)
+    detail = fields.CharField(max_length=64, default="")
+    reported_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "delivery_part"
+        unique_together = (("channel", "message_id"),)
+
+
+class InboundMessage(Model):
+    """Text a person sent us (an SMS, an email reply), kept before anything acts on it."""
+
+    id = fields.IntField(primary_key=True)
+    channel = fields.CharField(max_length=16)
+    sender = fields.CharField(max_length=254)
+    recipient = fields.CharField(max_length=254, default="")
+    text = fields.TextField()
+    subscriber: fields.ForeignKeyNullableRelation[Subscriber] = fields.ForeignKeyField(
+        "models.Subscriber", related_name="inbound", null=True, on_delete=fields.SET_NULL
+    )
+    received_at = fields.DatetimeField()
+
+    class Meta:
+        table = "inbound_message"

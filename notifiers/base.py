@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ class Notifier(Protocol):
     async def send(self, message: OutgoingMessage) -> Receipt: ...
 
 
+@runtime_checkable
 class ManagedNotifier(Notifier, Protocol):
     """A channel with a connection to open and close (SMPP bind, SMTP session)."""
 

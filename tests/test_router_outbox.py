@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from gateway import admin
+from gateway.notices import Notices
 from gateway.outbox import Outbox, backoff
 from gateway.router import Router
 from models.db import Call, Contact, Delivery, DeliveryStatus, Role, Subscriber, User
 from models.events import CallOutcome, CallSnapshot, CallStatus
-from models.settings import OutboxSettings
+from models.settings import OutboxSettings, RoutingSettings
 from notifiers.base import OutgoingMessage, PermanentError, Receipt, TransientError
 
 
@@ -38,6 +40,11 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def make_router(on_new: Callable[[], None] = lambda: None) -> Router:
+    notices = Notices({"telegram"}, RoutingSettings(default_channels="telegram"), on_new)
+    return Router(notices)
 
 
 async def subscriber_with_chat(lang: str = "el", chat: int = 77) -> None:
@@ -72,7 +79,7 @@ def ended(outcome: CallOutcome, linkedid: str = "1.1", legs: int = 2) -> CallSna
 async def test_missed_call_gives_one_localised_delivery(db: str) -> None:
     await subscriber_with_chat()
     woken: list[bool] = []
-    router = Router(lambda: woken.append(True))
+    router = make_router(lambda: woken.append(True))
     await router.on_call(ended(CallOutcome.ABANDONED))
     await router.on_call(ended(CallOutcome.ABANDONED))  # the same call reported twice
     rows = await Delivery.all()
@@ -92,7 +99,7 @@ async def test_a_burst_is_routed_in_one_batch_with_contacts_and_two_chats(db: st
         name="Nurse", role=Role.SUBSCRIBER, telegram_chat_id=78, subscriber=subscriber
     )
     await Contact.create(subscriber=subscriber, name="Κα Μαρία Α.", number="+302107654321")
-    router = Router(lambda: None)
+    router = make_router()
     await router.on_calls([replace(ended(CallOutcome.ABANDONED, "9.1"), ended_at=None)])
     burst = [
         ended(CallOutcome.ABANDONED, "9.1"),  # known call, now over
@@ -120,27 +127,27 @@ async def test_a_burst_is_routed_in_one_batch_with_contacts_and_two_chats(db: st
 
 async def test_answered_call_tells_nobody(db: str) -> None:
     await subscriber_with_chat()
-    await Router(lambda: None).on_call(ended(CallOutcome.ANSWERED))
+    await make_router().on_call(ended(CallOutcome.ANSWERED))
     assert await Delivery.all().count() == 0
     assert (await Call.get(linkedid="1.1")).status == CallStatus.ANSWERED
 
 
 async def test_no_linked_chat_leaves_a_dead_letter(db: str) -> None:
     await admin.add_subscriber(name="S", ddis=["2100001"], language="en", timezone="UTC")
-    await Router(lambda: None).on_call(ended(CallOutcome.ABANDONED))
+    await make_router().on_call(ended(CallOutcome.ABANDONED))
     d = await Delivery.get()
-    assert d.status == DeliveryStatus.DEAD and "no Telegram chat" in d.last_error
+    assert d.status == DeliveryStatus.DEAD and "nothing reaches this subscriber" in d.last_error
 
 
 async def test_unknown_ddi_is_recorded_without_deliveries(db: str) -> None:
-    await Router(lambda: None).on_call(ended(CallOutcome.ABANDONED))
+    await make_router().on_call(ended(CallOutcome.ABANDONED))
     assert await Call.filter(linkedid="1.1", subscriber_id=None).exists()
     assert await Delivery.all().count() == 0
 
 
 async def routed_delivery() -> None:
     await subscriber_with_chat()
-    await Router(lambda: None).on_call(ended(CallOutcome.ABANDONED))
+    await make_router().on_call(ended(CallOutcome.ABANDONED))
 
 
 def outbox(notifier: RecordingNotifier, clock: Clock, **changes: float) -> Outbox:

@@ -1,0 +1,48 @@
+"""Inbound text (an MO SMS, later email replies): stored first, then acted on.
+
+Storing comes first so nothing a person sent is lost whatever the command layer does. A
+message from a subscriber's registered number counts as acknowledging their open urgent
+notifications (a reply is proof they have seen them). The command grammar arrives as one
+hook (`on_text`) wired by main.py/bot; the gateway never imports bot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from gateway.notices import Notices
+from models.db import InboundMessage, Subscriber
+from notifiers.base import InboundMessage as Inbound
+
+log = logging.getLogger(__name__)
+
+TextHook = Callable[[InboundMessage], Awaitable[None]]
+
+
+class InboundDesk:
+    def __init__(self, notices: Notices) -> None:
+        self._notices = notices
+        self.on_text: TextHook | None = None
+
+    async def receive(self, message: Inbound) -> InboundMessage:
+        if message.channel == "email":
+            subscriber = await Subscriber.get_or_none(email=message.sender)
+        else:
+            subscriber = await Subscriber.get_or_none(forward_number=message.sender)
+        stored = await InboundMessage.create(
+            channel=message.channel,
+            sender=message.sender,
+            recipient=message.recipient,
+            text=message.text,
+            subscriber=subscriber,
+            received_at=message.received_at,
+        )
+        if subscriber is None:
+            # Unknown senders are kept for the admin but tell them nothing about anyone.
+            log.info("inbound %s from an unknown sender kept as #%s", message.channel, stored.id)
+        else:
+            await self._notices.acknowledge(subscriber_id=subscriber.id)
+        if self.on_text is not None:
+            await self.on_text(stored)
+        return stored

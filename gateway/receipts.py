@@ -1,0 +1,80 @@
+"""Proof of delivery: a channel's reports move Deliveries from `sent` to `delivered` or
+`failed`. A message split in parts (concatenated SMS) is delivered only when every part
+is, and failed as soon as one part is undeliverable.
+
+A report can arrive before we have stored the parts of the send it is about (the SMSC
+answers fast); then it waits as a part with no delivery and is matched when the send's
+parts are stored. Either order gives the same result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+from models.db import Delivery, DeliveryPart, DeliveryStatus
+from notifiers.base import DeliveryReport
+
+log = logging.getLogger(__name__)
+
+OnFailed = Callable[[Delivery, str], Awaitable[None]]
+
+
+class Receipts:
+    def __init__(self, on_failed: OnFailed) -> None:
+        self._on_failed = on_failed
+        self.reports = 0
+
+    async def parts_sent(self, delivery: Delivery, ids: Sequence[str]) -> None:
+        """Record the ids a channel gave the pieces of a sent Delivery."""
+        known = {
+            p.message_id: p
+            for p in await DeliveryPart.filter(channel=delivery.channel, message_id__in=ids)
+        }
+        for message_id in ids:
+            part = known.get(message_id)
+            if part is None:
+                await DeliveryPart.create(
+                    delivery_id=delivery.id, channel=delivery.channel, message_id=message_id
+                )
+            elif part.delivery_id is None:  # type: ignore[attr-defined]
+                part.delivery_id = delivery.id
+                await part.save(update_fields=["delivery_id"])
+        if known:
+            await self._settle(delivery.id)
+
+    async def on_report(self, report: DeliveryReport) -> None:
+        self.reports += 1
+        now = datetime.now(UTC)
+        part = await DeliveryPart.get_or_none(channel=report.channel, message_id=report.message_id)
+        if part is None:
+            await DeliveryPart.create(
+                channel=report.channel,
+                message_id=report.message_id,
+                delivered=report.delivered,
+                detail=report.detail,
+                reported_at=now,
+            )
+            return
+        part.delivered, part.detail, part.reported_at = report.delivered, report.detail, now
+        await part.save(update_fields=["delivered", "detail", "reported_at"])
+        if part.delivery_id is not None:  # type: ignore[attr-defined]
+            await self._settle(part.delivery_id)  # type: ignore[attr-defined]
+
+    async def _settle(self, delivery_id: int) -> None:
+        parts = await DeliveryPart.filter(delivery_id=delivery_id)
+        failed = [p for p in parts if p.delivered is False]
+        if failed:
+            reason = f"undeliverable ({failed[0].detail or 'no detail'})"
+            # From `sent` only: two failed parts make one failure and one fallback.
+            changed = await Delivery.filter(id=delivery_id, status=DeliveryStatus.SENT).update(
+                status=DeliveryStatus.FAILED, last_error=reason
+            )
+            if changed:
+                log.warning("delivery %s: %s", delivery_id, reason)
+                await self._on_failed(await Delivery.get(id=delivery_id), reason)
+        elif parts and all(p.delivered for p in parts):
+            await Delivery.filter(id=delivery_id, status=DeliveryStatus.SENT).update(
+                status=DeliveryStatus.DELIVERED
+            )
