@@ -20,8 +20,10 @@ from typing import Any
 
 from bot.runtime import Runtime
 from gateway import admin
+from gateway.messages import KINDS
+from gateway.notices import Notices
 from models.database import close_db, migrate, open_db
-from models.db import Delivery, DeliveryStatus, Subscriber
+from models.db import Delivery, DeliveryStatus, Subscriber, Urgency
 from models.phone import InvalidNumber
 from models.settings import ConfigError, Settings, load_settings
 
@@ -99,7 +101,46 @@ async def cmd_subscriber(settings: Settings, args: argparse.Namespace) -> int:
         print(f"link code: {await admin.new_link_code(subscriber)}")
         return 0
 
-    return await _with_db(settings, {"add": add, "list": listing, "code": code}[args.action])
+    async def contact() -> int:
+        s = await admin.set_contact_points(
+            args.id,
+            email=args.email,
+            mobile=args.mobile,
+            quiet_hours=args.quiet,
+            region=settings.locale.default_region,
+        )
+        quiet = f"{s.quiet_start}-{s.quiet_end}" if s.quiet_start else "none"
+        print(f"{s.id}\temail={s.email or ''}\tmobile={s.forward_number or ''}\tquiet={quiet}")
+        return 0
+
+    async def route() -> int:
+        urgency = Urgency.URGENT if args.urgent else Urgency.NORMAL
+        channels = [c.strip() for c in args.channels.split(",") if c.strip()]
+        await admin.set_route(args.id, args.kind, urgency, channels)
+        print(f"{args.id}\t{args.kind}\t{urgency.value}\t{','.join(channels)}")
+        return 0
+
+    actions = {"add": add, "list": listing, "code": code, "set": contact, "route": route}
+    return await _with_db(settings, actions[args.action])
+
+
+async def cmd_message(settings: Settings, args: argparse.Namespace) -> int:
+    async def take() -> int:
+        notices = Notices(admin.configured_channels(settings), settings.routing)
+        key = await admin.take_message(
+            notices,
+            args.id,
+            args.text,
+            urgent=args.urgent,
+            caller_number=args.caller or "",
+            caller_name=args.caller_name or "",
+            region=settings.locale.default_region,
+        )
+        # The running gateway's outbox sends it on its next round.
+        print(f"message {key} queued")
+        return 0
+
+    return await _with_db(settings, take)
 
 
 async def cmd_deliveries(settings: Settings, args: argparse.Namespace) -> int:
@@ -156,6 +197,27 @@ def parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="list subscribers", parents=[late_config])
     code = actions.add_parser("code", help="issue a new one-time link code", parents=[late_config])
     code.add_argument("id", type=int)
+    contact = actions.add_parser(
+        "set", help="set email, mobile and quiet hours", parents=[late_config]
+    )
+    contact.add_argument("id", type=int)
+    contact.add_argument("--email", help="address for the email channel ('' removes it)")
+    contact.add_argument("--mobile", help="number for forwarding, SMS and MMS ('' removes it)")
+    contact.add_argument("--quiet", help="quiet hours HH:MM-HH:MM in their timezone ('' = none)")
+    route = actions.add_parser(
+        "route", help="channels, in order, for one kind of event", parents=[late_config]
+    )
+    route.add_argument("id", type=int)
+    route.add_argument("--kind", required=True, choices=KINDS)
+    route.add_argument("--urgent", action="store_true", help="the route for urgent ones")
+    route.add_argument("--channels", required=True, help="e.g. sms,telegram,email")
+
+    message = with_config("message", "queue a message taken for a subscriber")
+    message.add_argument("id", type=int, help="subscriber id")
+    message.add_argument("--text", required=True)
+    message.add_argument("--urgent", action="store_true", help="never held; escalates")
+    message.add_argument("--caller", help="the caller's number")
+    message.add_argument("--caller-name", help="the caller's name")
 
     deliveries = with_config("deliveries", "list outbox rows")
     deliveries.add_argument("--status", choices=[s.value for s in DeliveryStatus])
@@ -167,6 +229,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "migrate": cmd_migrate,
     "subscriber": cmd_subscriber,
     "deliveries": cmd_deliveries,
+    "message": cmd_message,
 }
 
 

@@ -9,10 +9,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tortoise.transactions import in_transaction
 
+from gateway.messages import KINDS, MESSAGE
+from gateway.notices import NewNotification, Notices
+from gateway.quiet_hours import BadQuietHours, parse_hhmm
 from locales import LANGUAGES
-from models.db import Ddi, LinkCode, Role, Subscriber, User
+from models.db import Ddi, LinkCode, Role, RoutingPreference, Subscriber, Urgency, User
 from models.events import Scenario
 from models.phone import to_e164
+from models.settings import CHANNELS, Settings
 
 LINK_CODE_TTL = timedelta(days=7)
 
@@ -94,3 +98,94 @@ async def link_chat(code: str, chat_id: int, display_name: str, language: str | 
         user.language = language if language in LANGUAGES else None
         await user.save()
     return link.subscriber
+
+
+def configured_channels(settings: Settings) -> set[str]:
+    """The channels a gateway with these settings can send on (a route skips the others)."""
+    wanted = {
+        "telegram": bool(settings.telegram.token),
+        "email": bool(settings.smtp.host),
+        "sms": bool(settings.smpp.host),
+        "mms": bool(settings.mms.url),
+    }
+    return {channel for channel, on in wanted.items() if on}
+
+
+async def set_contact_points(
+    subscriber_id: int,
+    *,
+    email: str | None = None,
+    mobile: str | None = None,
+    quiet_hours: str | None = None,
+    region: str = "GR",
+) -> Subscriber:
+    """Email, mobile (forwarding, SMS, MMS) and quiet hours ("22:00-07:00", or "" for none)."""
+    subscriber = await _subscriber(subscriber_id)
+    if email is not None:
+        if email and ("@" not in email or email.startswith("@") or email.endswith("@")):
+            raise AdminError(f"{email!r} is not an email address")
+        subscriber.email = email or None
+    if mobile is not None:
+        subscriber.forward_number = to_e164(mobile, region) if mobile else None
+    if quiet_hours is not None:
+        start, _, end = quiet_hours.partition("-")
+        if quiet_hours:
+            try:
+                parse_hhmm(start)
+                parse_hhmm(end)
+            except BadQuietHours as exc:
+                raise AdminError(f"quiet hours must look like 22:00-07:00: {exc}") from exc
+        subscriber.quiet_start, subscriber.quiet_end = (start, end) if quiet_hours else (None, None)
+    await subscriber.save()
+    return subscriber
+
+
+async def set_route(subscriber_id: int, kind: str, urgency: Urgency, channels: list[str]) -> None:
+    """The subscriber's channels, in order, for one kind of event and urgency."""
+    subscriber = await _subscriber(subscriber_id)
+    if kind not in KINDS:
+        raise AdminError(f"kind must be one of {', '.join(KINDS)}")
+    unknown = [c for c in channels if c not in CHANNELS]
+    if unknown or not channels or len(set(channels)) != len(channels):
+        raise AdminError(f"channels must be distinct, from {', '.join(CHANNELS)}")
+    await RoutingPreference.update_or_create(
+        {"channels": channels}, subscriber=subscriber, kind=kind, urgency=urgency
+    )
+
+
+async def take_message(
+    notices: Notices,
+    subscriber_id: int,
+    text: str,
+    *,
+    urgent: bool = False,
+    caller_number: str = "",
+    caller_name: str = "",
+    region: str = "GR",
+) -> str:
+    """A message taken for the subscriber (by an agent or the operator); returns its key."""
+    subscriber = await _subscriber(subscriber_id)
+    if not text.strip():
+        raise AdminError("the message is empty")
+    number = to_e164(caller_number, region) if caller_number else ""
+    key = f"{MESSAGE}:{secrets.token_hex(8)}"
+    payload = {
+        "subscriber": subscriber.name,
+        "caller_number": number,
+        "caller_name": caller_name,
+        "contact_name": None,
+        "at": datetime.now(UTC).isoformat(),
+        "timezone": subscriber.timezone,
+        "text": text.strip(),
+    }
+    urgency = Urgency.URGENT if urgent else Urgency.NORMAL
+    async with in_transaction():
+        await notices.create([NewNotification(key, subscriber, MESSAGE, urgency, payload)])
+    return key
+
+
+async def _subscriber(subscriber_id: int) -> Subscriber:
+    subscriber = await Subscriber.get_or_none(id=subscriber_id)
+    if subscriber is None:
+        raise AdminError(f"no subscriber {subscriber_id}")
+    return subscriber

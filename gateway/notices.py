@@ -200,7 +200,7 @@ class Notices:
                     ],
                     status=DeliveryStatus.PENDING,
                     next_attempt_at=at,
-                    last_error=why,
+                    reason=why,
                 )
             )
         return rows
@@ -260,7 +260,7 @@ class Notices:
         at = quiet if quiet is not None and n.urgency is Urgency.NORMAL else now
         rows, n.next_hop = self._hop(n, reach, n.next_hop, at)
         for row in rows:
-            row.last_error = why
+            row.reason = why[:255]
         self._schedule_escalation(n, now)
         await n.save(update_fields=["next_hop", "escalate_at"])
         fresh = [

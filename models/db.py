@@ -189,6 +189,8 @@ class Delivery(Model):
     notification: fields.ForeignKeyNullableRelation[Notification] = fields.ForeignKeyField(
         "models.Notification", related_name="deliveries", null=True, on_delete=fields.CASCADE
     )
+    # Why this attempt exists: "" for a first try, else "fallback: <why>" or "escalated: ...".
+    reason = fields.CharField(max_length=255, default="")
     subject = fields.CharField(max_length=255, default="")
     html = fields.TextField(default="")
     text = fields.TextField()

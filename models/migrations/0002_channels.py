@@ -83,6 +83,11 @@ class Migration(migrations.Migration):
         ),
         ops.AddField(
             model_name='Delivery',
+            name='reason',
+            field=fields.CharField(default='', max_length=255),
+        ),
+        ops.AddField(
+            model_name='Delivery',
             name='subject',
             field=fields.CharField(default='', max_length=255),
         ),
