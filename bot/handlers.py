@@ -12,8 +12,9 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from gateway.admin import AdminError, link_chat
 from gateway.ami import AmiActionError, AmiUnavailable
 from gateway.control import Control, NoMobileNumber
+from gateway.notices import Notices
 from locales import LANGUAGES, tr
-from models.db import Call, User
+from models.db import Call, Notification, User
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ ACTIONS: dict[str, Action] = {"callback": _call_back, "fwdme": _forward_to_me}
 
 
 def make_callback_dispatcher(
-    control: Control,
+    control: Control, notices: Notices
 ) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
     async def dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -75,19 +76,33 @@ def make_callback_dispatcher(
             "subscriber"
         )
         lang = _lang(update, user)
-        answer = await _run_action(control, user, query.data or "", lang)
+        answer = await _run_action(control, notices, user, query.data or "", lang)
         await query.answer(answer)
 
     return dispatch
 
 
-async def _run_action(control: Control, user: User | None, data: str, lang: str) -> str:
+async def _acknowledge(notices: Notices, user: User | None, arg: str, lang: str) -> str:
+    n = await Notification.get_or_none(id=int(arg)) if arg.isdigit() else None
+    if user is None or n is None or n.subscriber_id != user.subscriber_id:  # type: ignore[attr-defined]
+        return tr(lang, "This button is not for you.")
+    await notices.acknowledge(notification_id=n.id)
+    return tr(lang, "Noted.")
+
+
+async def _run_action(
+    control: Control, notices: Notices, user: User | None, data: str, lang: str
+) -> str:
     name, _, arg = data.partition(":")
+    if name == "ack":
+        return await _acknowledge(notices, user, arg, lang)
     action = ACTIONS.get(name)
     call = await Call.get_or_none(id=int(arg)) if arg.isdigit() else None
     # Buttons act only on the chat's own subscriber: forged data gets the same refusal.
     if action is None or user is None or call is None or call.subscriber_id != user.subscriber_id:  # type: ignore[attr-defined]
         return tr(lang, "This button is not for you.")
+    # Acting on the call shows the subscriber saw its notification: stop escalating it.
+    await notices.acknowledge(call_id=call.id)
     try:
         return await action(control, user, call, lang)
     except NoMobileNumber:
@@ -97,6 +112,8 @@ async def _run_action(control: Control, user: User | None, data: str, lang: str)
         return tr(lang, "The phone system is not reachable right now; try again in a minute.")
 
 
-def install(application: Application[Any, Any, Any, Any, Any, Any], control: Control) -> None:
+def install(
+    application: Application[Any, Any, Any, Any, Any, Any], control: Control, notices: Notices
+) -> None:
     application.add_handler(CommandHandler("start", start))
-    application.add_handler(CallbackQueryHandler(make_callback_dispatcher(control)))
+    application.add_handler(CallbackQueryHandler(make_callback_dispatcher(control, notices)))

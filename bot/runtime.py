@@ -40,7 +40,7 @@ class Runtime:
         self.settings = settings
         self.application = build_application(settings)
         self.gateway = Gateway(settings, {"telegram": TelegramNotifier(self.application.bot)})
-        handlers.install(self.application, self.gateway.control)
+        handlers.install(self.application, self.gateway.control, self.gateway.notices)
 
     async def start(self) -> None:
         await open_db(self.settings.database.url)

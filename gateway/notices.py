@@ -277,14 +277,24 @@ class Notices:
     # -- acknowledging -------------------------------------------------------------------
 
     async def acknowledge(
-        self, *, notification_id: int | None = None, subscriber_id: int | None = None
+        self,
+        *,
+        notification_id: int | None = None,
+        subscriber_id: int | None = None,
+        call_id: int | None = None,
     ) -> int:
-        """The subscriber has seen it (a button, a reply): stop escalating."""
-        query = Notification.filter(acknowledged_at__isnull=True)
-        if notification_id is not None:
-            query = query.filter(id=notification_id)
-        if subscriber_id is not None:
-            query = query.filter(subscriber_id=subscriber_id)
-        if notification_id is None and subscriber_id is None:
+        """The subscriber has seen it (a button, a reply): stop escalating. Narrowed by
+        notification, subscriber (all theirs) or call (the notifications about it)."""
+        scope = {
+            key: value
+            for key, value in (
+                ("id", notification_id),
+                ("subscriber_id", subscriber_id),
+                ("call_id", call_id),
+            )
+            if value is not None
+        }
+        if not scope:
             return 0
+        query = Notification.filter(acknowledged_at__isnull=True, **scope)
         return await query.update(acknowledged_at=self._clock(), escalate_at=None)

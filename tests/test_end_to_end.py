@@ -219,3 +219,17 @@ async def test_forged_button_data_is_refused_and_does_nothing(stack: Stack) -> N
     for data in (f"callback:{foreign.id}", f"fwdme:{foreign.id}", "callback:999999", "rm -rf:1"):
         assert await _tap(stack, data) == "Αυτό το κουμπί δεν είναι για εσάς."
     assert [a for a in stack.ami.actions if a.get("Action") in ("Originate", "DBPut")] == []
+
+
+async def test_a_429_waits_retry_after_then_succeeds(stack: Stack) -> None:
+    stack.bot.fail_next("sendMessage", status=429, retry_after=1, chat_id=CHAT)
+    frames = stack.calls.missed(ddi=DDI, caller_num="+302101234567", caller_name="Ηλίας")
+    await stack.play_and_route(frames, chunk=[64])
+    sent = await stack.bot.wait_for(lambda c: _missed_message(c) and c.ok, timeout=WAIT)
+    refused = [c for c in stack.bot.requests if _missed_message(c) and c.status == 429]
+    assert len(refused) == 1 and "Ηλίας" in sent.params["text"]
+    assert sent.at - refused[0].at >= 1.0  # the Bot API's retry_after was honoured
+    outcomes = [await asyncio.wait_for(stack.stored.get(), WAIT) for _ in range(2)]
+    assert [status for _, status in outcomes] == [DeliveryStatus.PENDING, DeliveryStatus.SENT]
+    delivery = await Delivery.get(id=outcomes[1][0])
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 2)
