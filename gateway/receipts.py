@@ -25,6 +25,8 @@ class Receipts:
     def __init__(self, on_failed: OnFailed) -> None:
         self._on_failed = on_failed
         self.reports = 0
+        # Told (delivery id, new status) when a report settles a delivery; the demo waits on it.
+        self.observers: list[Callable[[int, DeliveryStatus], None]] = []
 
     async def parts_sent(self, delivery: Delivery, ids: Sequence[str]) -> None:
         """Record the ids a channel gave the pieces of a sent Delivery."""
@@ -73,8 +75,15 @@ class Receipts:
             )
             if changed:
                 log.warning("delivery %s: %s", delivery_id, reason)
+                self._tell(delivery_id, DeliveryStatus.FAILED)
                 await self._on_failed(await Delivery.get(id=delivery_id), reason)
         elif parts and all(p.delivered for p in parts):
-            await Delivery.filter(id=delivery_id, status=DeliveryStatus.SENT).update(
+            changed = await Delivery.filter(id=delivery_id, status=DeliveryStatus.SENT).update(
                 status=DeliveryStatus.DELIVERED
             )
+            if changed:
+                self._tell(delivery_id, DeliveryStatus.DELIVERED)
+
+    def _tell(self, delivery_id: int, status: DeliveryStatus) -> None:
+        for observe in self.observers:
+            observe(delivery_id, status)

@@ -59,7 +59,7 @@ class Gateway:
             on_connected=self._on_ami_connected,
         )
         self.control = Control(self.ami)
-        self.web = build_app(self.health)
+        self.web = build_app(self.health, self.on_report)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         # Told of every call snapshot once it is routed (the demo and tests wait on these).
