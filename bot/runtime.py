@@ -16,6 +16,9 @@ from bot import handlers
 from gateway.service import Gateway
 from models.database import close_db, open_db
 from models.settings import ConfigError, Settings
+from notifiers.email import EmailNotifier
+from notifiers.mms import MmsNotifier
+from notifiers.sms import SmsNotifier
 from notifiers.telegram import TelegramNotifier
 
 log = logging.getLogger(__name__)
@@ -35,11 +38,22 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
     )
 
 
+def add_channels(settings: Settings, gateway: Gateway) -> None:
+    """Every channel whose section is configured (smtp.host, smpp.host, mms.url)."""
+    if settings.smtp.host:
+        gateway.add_notifier(EmailNotifier(settings.smtp))
+    if settings.smpp.host:
+        gateway.add_notifier(SmsNotifier(settings.smpp, gateway.on_report, gateway.on_inbound))
+    if settings.mms.url:
+        gateway.add_notifier(MmsNotifier(settings.mms))
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.application = build_application(settings)
         self.gateway = Gateway(settings, {"telegram": TelegramNotifier(self.application.bot)})
+        add_channels(settings, self.gateway)
         handlers.install(self.application, self.gateway.control, self.gateway.notices)
 
     async def start(self) -> None:

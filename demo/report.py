@@ -1,8 +1,10 @@
 """The demo's JSON report and its human-readable timeline.
 
 Report fields are an interface scripts rely on: extend, never rename.
-  deliveries: subscriber, kind, channel, status (pending|sending|sent|delivered|failed|dead),
-              text, address, attempts, receipt, sent_at
+  deliveries: one row per attempt: subscriber, kind, channel, status
+              (pending|sending|sent|delivered|failed|dead), text, address, attempts, receipt,
+              sent_at, urgency, language, reason (why this attempt: "" first try,
+              "fallback: ...", "escalated: ..."), last_error, next_attempt_at
   calls:      linkedid, ddi, subscriber, caller, caller_name, status, outcome, started_at,
               ended_at
   ami_actions: the actions the sandbox Asterisk received (ActionID dropped, secrets masked)
@@ -24,7 +26,7 @@ def _iso(value: Any) -> str | None:
 
 async def build_report(ami: AmiServer, bot: BotApiServer) -> dict[str, Any]:
     calls = await Call.all().order_by("started_at", "id").prefetch_related("subscriber")
-    deliveries = await Delivery.all().order_by("id").prefetch_related("subscriber")
+    deliveries = await Delivery.all().order_by("id").prefetch_related("subscriber", "notification")
     return {
         "calls": [
             {
@@ -51,6 +53,11 @@ async def build_report(ami: AmiServer, bot: BotApiServer) -> dict[str, Any]:
                 "attempts": d.attempts,
                 "receipt": d.receipt,
                 "sent_at": _iso(d.sent_at),
+                "urgency": d.notification.urgency.value if d.notification else "normal",
+                "language": d.subscriber.language if d.subscriber else None,
+                "reason": d.reason,
+                "last_error": d.last_error,
+                "next_attempt_at": _iso(d.next_attempt_at),
             }
             for d in deliveries
         ],
@@ -71,14 +78,17 @@ def print_timeline(report: dict[str, Any]) -> None:
         )
     for d in report["deliveries"]:
         first_line = d["text"].splitlines()[0] if d["text"] else ""
-        where = f"{d['kind']} -> {d['subscriber']} via {d['channel']} [{d['status']}]"
+        urgent = " URGENT" if d["urgency"] == "urgent" else ""
+        where = f"{d['kind']}{urgent} -> {d['subscriber']} via {d['channel']} [{d['status']}]"
+        if d["status"] == "pending":
+            where += f" held until {d['next_attempt_at'][:16]} UTC (quiet hours)"
         rows.append((d["sent_at"] or "", f"{where}: {first_line}"))
     print("Frontdesk demo: timeline")
     for at, text in sorted(rows):
         print(f"  {at[11:19] if at else '--:--:--'}  {text}")
     print("\nWhat each subscriber received:")
     for d in report["deliveries"]:
-        print(f"  {d['subscriber']} ({d['channel']}, {d['status']}):")
+        print(f"  {d['subscriber']} ({d['kind']}, {d['channel']} {d['address']}, {d['status']}):")
         for line in d["text"].splitlines():
             print(f"      {line}")
     actions = [a.get("Action", "?") for a in report["ami_actions"]]

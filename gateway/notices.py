@@ -80,7 +80,8 @@ class Notices:
         on_new: Callable[[], None] = lambda: None,
         clock: Clock = utcnow,
     ) -> None:
-        self.channels = set(channels)  # the channels this gateway has notifiers for
+        # The channels this gateway has notifiers for: a live view, channels join at start-up.
+        self.channels = channels
         self.default_route = [c.strip() for c in settings.default_channels.split(",") if c]
         self.escalate_after = timedelta(seconds=settings.escalate_after)
         self._on_new = on_new

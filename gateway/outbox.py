@@ -142,7 +142,10 @@ class Outbox:
                 (receipt.message_id,) if getattr(notifier, "reports_delivery", False) else ()
             )
             if stored and parts and self._on_parts is not None:
-                await self._on_parts(delivery, parts)
+                try:
+                    await self._on_parts(delivery, parts)
+                except Exception:  # the send is stored; its receipt may then go unmatched
+                    log.exception("delivery %s: could not record its parts", delivery.id)
 
     async def _retry_or_give_up(
         self, delivery: Delivery, reason: str, retry_after: float | None

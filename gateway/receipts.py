@@ -12,6 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
 
 from models.db import Delivery, DeliveryPart, DeliveryStatus
 from notifiers.base import DeliveryReport
@@ -30,37 +33,20 @@ class Receipts:
 
     async def parts_sent(self, delivery: Delivery, ids: Sequence[str]) -> None:
         """Record the ids a channel gave the pieces of a sent Delivery."""
-        known = {
-            p.message_id: p
-            for p in await DeliveryPart.filter(channel=delivery.channel, message_id__in=ids)
-        }
         for message_id in ids:
-            part = known.get(message_id)
-            if part is None:
-                await DeliveryPart.create(
-                    delivery_id=delivery.id, channel=delivery.channel, message_id=message_id
-                )
-            elif part.delivery_id is None:  # type: ignore[attr-defined]
-                part.delivery_id = delivery.id
-                await part.save(update_fields=["delivery_id"])
-        if known:
-            await self._settle(delivery.id)
+            await _write_part(delivery.channel, message_id, delivery_id=delivery.id)
+        # Each side writes, then reads what the other wrote: whichever writes last settles.
+        await self._settle(delivery.id)
 
     async def on_report(self, report: DeliveryReport) -> None:
         self.reports += 1
-        now = datetime.now(UTC)
-        part = await DeliveryPart.get_or_none(channel=report.channel, message_id=report.message_id)
-        if part is None:
-            await DeliveryPart.create(
-                channel=report.channel,
-                message_id=report.message_id,
-                delivered=report.delivered,
-                detail=report.detail,
-                reported_at=now,
-            )
-            return
-        part.delivered, part.detail, part.reported_at = report.delivered, report.detail, now
-        await part.save(update_fields=["delivered", "detail", "reported_at"])
+        part = await _write_part(
+            report.channel,
+            report.message_id,
+            delivered=report.delivered,
+            detail=report.detail[:64],
+            reported_at=datetime.now(UTC),
+        )
         if part.delivery_id is not None:  # type: ignore[attr-defined]
             await self._settle(part.delivery_id)  # type: ignore[attr-defined]
 
@@ -87,3 +73,14 @@ class Receipts:
     def _tell(self, delivery_id: int, status: DeliveryStatus) -> None:
         for observe in self.observers:
             observe(delivery_id, status)
+
+
+async def _write_part(channel: str, message_id: str, **values: Any) -> DeliveryPart:
+    """Create or update one part; the send and its report race to create it first."""
+    if not await DeliveryPart.exists(channel=channel, message_id=message_id):
+        try:
+            return await DeliveryPart.create(channel=channel, message_id=message_id, **values)
+        except IntegrityError:
+            pass  # the other side created it between our look and our insert
+    await DeliveryPart.filter(channel=channel, message_id=message_id).update(**values)
+    return await DeliveryPart.get(channel=channel, message_id=message_id)
