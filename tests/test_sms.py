@@ -17,8 +17,10 @@ from notifiers import sms_text
 from notifiers.base import (
     DeliveryReport,
     InboundMessage,
+    InboundSink,
     OutgoingMessage,
     PermanentError,
+    ReportSink,
     TransientError,
 )
 from notifiers.sms import SmsNotifier, normalise_message_id
@@ -27,6 +29,7 @@ from sandbox.smsc import ESME_RINVDSTADR, ESME_RMSGQFUL, GSM, UCS2, SmscServer
 NUMBER = "+306912345678"
 GREEK_300 = ("Σας καλεί η Μαρία Παπαδοπούλου για το ραντεβού της Τρίτης στις δέκα. " * 5)[:300]
 PASSWORD = "s3cr3t!"
+GATEWAY_CONTEXT: contextvars.ContextVar[str] = contextvars.ContextVar("gateway", default="none")
 
 
 class Sinks:
@@ -65,7 +68,12 @@ async def connect(smsc: SmscServer, sinks: Sinks) -> AsyncIterator[Connect]:
     """Start a notifier on the sandbox with short timings (and any overrides)."""
     started: list[SmsNotifier] = []
 
-    async def start(bound: bool = True, **overrides: Any) -> SmsNotifier:
+    async def start(
+        bound: bool = True,
+        on_report: ReportSink | None = None,
+        on_inbound: InboundSink | None = None,
+        **overrides: Any,
+    ) -> SmsNotifier:
         fields: dict[str, Any] = {
             "host": "127.0.0.1",
             "port": smsc.port,
@@ -77,7 +85,9 @@ async def connect(smsc: SmscServer, sinks: Sinks) -> AsyncIterator[Connect]:
             "throttle_delay": 0.01,
         }
         settings = dataclasses.replace(SmppSettings(), **(fields | overrides))
-        notifier = SmsNotifier(settings, sinks.on_report, sinks.on_inbound)
+        notifier = SmsNotifier(
+            settings, on_report or sinks.on_report, on_inbound or sinks.on_inbound
+        )
         started.append(notifier)
         await notifier.start()
         if bound:
@@ -383,51 +393,30 @@ async def test_a_short_gsm_mo(smsc: SmscServer, connect: Connect, sinks: Sinks) 
 
 
 async def test_sinks_run_in_the_context_of_start(
-    smsc: SmscServer, smsc_context: contextvars.ContextVar[str], sinks: Sinks
+    smsc: SmscServer, connect: Connect, sinks: Sinks
 ) -> None:
     # tortoise keeps its connections in a context variable: the reader thread has none.
     seen: list[str] = []
 
     async def on_inbound(message: InboundMessage) -> None:
-        seen.append(smsc_context.get())
+        seen.append(GATEWAY_CONTEXT.get())
         await sinks.on_inbound(message)
 
-    smsc_context.set("the gateway's")
-    settings = dataclasses.replace(
-        SmppSettings(), host="127.0.0.1", port=smsc.port, system_id="frontdesk", password=PASSWORD
-    )
-    notifier = SmsNotifier(settings, sinks.on_report, on_inbound)
-    await notifier.start()
-    try:
-        await notifier.wait_bound(5)
-        await smsc.inject_mo("306900000003", "Frontdesk", "hi")
-        await asyncio.wait_for(sinks.inbound.get(), 5)
-        assert seen == ["the gateway's"]
-    finally:
-        await notifier.stop()
-
-
-@pytest.fixture
-def smsc_context() -> contextvars.ContextVar[str]:
-    return contextvars.ContextVar("test_sms_context", default="none")
+    GATEWAY_CONTEXT.set("the gateway's")
+    await connect(on_inbound=on_inbound)
+    await smsc.inject_mo("306900000003", "Frontdesk", "hi")
+    await asyncio.wait_for(sinks.inbound.get(), 5)
+    assert seen == ["the gateway's"]
 
 
 async def test_a_failing_sink_is_logged_and_the_channel_goes_on(
-    smsc: SmscServer, sinks: Sinks, caplog: pytest.LogCaptureFixture
+    smsc: SmscServer, connect: Connect, sinks: Sinks, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def broken(report: DeliveryReport) -> None:
         raise RuntimeError("database is locked")
 
-    settings = dataclasses.replace(
-        SmppSettings(), host="127.0.0.1", port=smsc.port, system_id="frontdesk", password=PASSWORD
-    )
-    notifier = SmsNotifier(settings, broken, sinks.on_inbound)
-    await notifier.start()
-    try:
-        await notifier.wait_bound(5)
-        await notifier.send(sms("one"))
-        await smsc.inject_mo("306900000004", "Frontdesk", "still here")
-        assert (await asyncio.wait_for(sinks.inbound.get(), 5)).text == "still here"
-        assert "database is locked" in caplog.text
-    finally:
-        await notifier.stop()
+    notifier = await connect(on_report=broken)
+    await notifier.send(sms("one"))
+    await smsc.inject_mo("306900000004", "Frontdesk", "still here")
+    assert (await asyncio.wait_for(sinks.inbound.get(), 5)).text == "still here"
+    assert "database is locked" in caplog.text
