@@ -4,7 +4,8 @@ Report fields are an interface scripts rely on: extend, never rename.
   deliveries: one row per attempt: subscriber, kind, channel, status
               (pending|sending|sent|delivered|failed|dead), text, address, attempts, receipt,
               sent_at, urgency, language, reason (why this attempt: "" first try,
-              "fallback: ...", "escalated: ..."), last_error, next_attempt_at
+              "urgent in quiet hours: every channel", "fallback: ...", "escalated: ..."),
+              last_error, next_attempt_at
   calls:      linkedid, ddi, subscriber, caller, caller_name, status, outcome, started_at,
               ended_at
   ami_actions: the actions the sandbox Asterisk received (ActionID dropped, secrets masked)

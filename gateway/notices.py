@@ -155,7 +155,11 @@ class Notices:
         quiet = quiet_until(s.quiet_start, s.quiet_end, s.timezone, now)
         if n.urgency is Urgency.URGENT and quiet is not None:
             # Quiet hours are exactly when an urgent message must not wait for escalation.
-            rows = [d for c in n.route for d in self._deliveries(n, reach, c, now, "urgent, quiet")]
+            rows = [
+                d
+                for c in n.route
+                for d in self._deliveries(n, reach, c, now, "urgent in quiet hours: every channel")
+            ]
             n.next_hop = len(n.route)
         else:
             rows, n.next_hop = self._hop(n, reach, 0, quiet or now)

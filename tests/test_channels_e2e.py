@@ -13,7 +13,7 @@ import pytest
 from bot.runtime import Runtime
 from gateway import admin
 from models.database import migrate
-from models.db import Delivery, DeliveryStatus, Urgency
+from models.db import Delivery, DeliveryStatus, InboundMessage, Notification, Urgency
 from models.settings import load_settings, with_section
 from sandbox.ami_server import AmiServer
 from sandbox.mmsc import MmscServer
@@ -172,3 +172,23 @@ async def test_an_undeliverable_sms_falls_back_to_mms_with_its_report(peers: Pee
     assert rows[1].id == mms_id and rows[0].last_error == "undeliverable (UNDELIV)"
     [submission] = peers.mmsc.submissions
     assert submission.recipients == (MOBILE.lstrip("+"),)
+
+
+async def test_an_sms_from_the_subscriber_is_stored_and_stops_escalation(peers: Peers) -> None:
+    await admin.set_route(peers.subscriber_id, "message", Urgency.URGENT, ["telegram", "sms"])
+    await peers.message("Επείγον τηλεφώνημα από την τράπεζα.", urgent=True)
+    await peers.wait_status(DeliveryStatus.SENT)
+    received: asyncio.Queue[InboundMessage] = asyncio.Queue()
+
+    async def hook(message: InboundMessage) -> None:
+        received.put_nowait(message)
+
+    peers.runtime.gateway.inbound.on_text = hook
+    reply = "Το είδα, θα τους πάρω εγώ. " * 8  # long: arrives as a concatenated SMS
+    statuses = await peers.smsc.inject_mo(MOBILE.lstrip("+"), "Frontdesk", reply)
+    assert statuses and set(statuses) == {0}
+    stored = await asyncio.wait_for(received.get(), WAIT)
+    assert (stored.channel, stored.sender, stored.text) == ("sms", MOBILE, reply)
+    assert stored.subscriber_id == peers.subscriber_id  # type: ignore[attr-defined]
+    notification = await Notification.get(kind="message")
+    assert notification.acknowledged_at is not None and notification.escalate_at is None
