@@ -173,6 +173,7 @@ class Gateway:
             "ok": self.ami.connected.is_set(),
             "ami_connected": self.ami.connected.is_set(),
             "calls_in_progress": len(self.tracker.calls),
+            "channels": sorted(self.notifiers),
             "deliveries": counts,
             "ami_frames": parser.stats.frames if parser else 0,
             "ami_malformed": parser.stats.malformed if parser else 0,
