@@ -144,6 +144,43 @@ class RoutingSettings:
 
 
 @dataclass(frozen=True)
+class VoicemailSettings:
+    # Asterisk's voicemail spool (contains <context>/<box>/INBOX/msgNNNN.{wav,txt}).
+    # Empty: voicemail delivery is off.
+    spool: str = ""
+    # How often the spool is rescanned, seconds (AMI MessageWaiting also triggers a scan).
+    scan_interval: float = 60.0
+    # Longest transcript sent by SMS, in SMS parts (cut cleanly).
+    sms_parts: int = 3
+
+
+@dataclass(frozen=True)
+class TranscriptionSettings:
+    # "whisper" (faster-whisper), "sphinx" (English only) or "none".
+    engine: str = "whisper"
+    # Whisper model: a directory with a CTranslate2 model, an installed model package's
+    # name, or a model name faster-whisper may download ("base"). Empty: the bundled one.
+    model: str = ""
+    # Transcriptions at once (each in its own process); threads per transcription.
+    workers: int = 1
+    threads: int = 2
+    # A transcription taking longer than this is abandoned (the audio still goes out).
+    timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class FaxSettings:
+    # Shared secret of the HylaFAX hook's HMAC-SHA256 signature. Empty: /hooks/fax is off.
+    secret: str = ""
+    # Signed requests older (or newer) than this many seconds are refused as stale.
+    max_age: float = 300.0
+    # Where received faxes (TIFF and PDF) are kept; a corrupt TIFF stays here for admins.
+    archive: str = "var/fax"
+    # Largest upload accepted, bytes.
+    max_bytes: int = 50_000_000
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
@@ -156,6 +193,9 @@ class Settings:
     smpp: SmppSettings = field(default_factory=SmppSettings)
     mms: MmsSettings = field(default_factory=MmsSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    voicemail: VoicemailSettings = field(default_factory=VoicemailSettings)
+    transcription: TranscriptionSettings = field(default_factory=TranscriptionSettings)
+    fax: FaxSettings = field(default_factory=FaxSettings)
 
     def redacted(self) -> dict[str, dict[str, Any]]:
         """A view safe to log: secrets and tokens replaced."""
@@ -260,6 +300,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"config key log.level: {settings.log.level!r} is not a log level")
     if settings.locale.default_language not in LANGUAGES:
         raise ConfigError(f"config key locale.default_language: one of {LANGUAGES}")
+    if settings.transcription.engine not in {"whisper", "sphinx", "none"}:
+        raise ConfigError("config key transcription.engine: one of whisper, sphinx, none")
+    if settings.transcription.workers < 1 or settings.transcription.threads < 1:
+        raise ConfigError("config key transcription.workers: workers and threads must be >= 1")
     if settings.smtp.security not in {"starttls", "tls", "none"}:
         raise ConfigError("config key smtp.security: one of starttls, tls, none")
     if not 1 <= settings.smpp.window <= 1000:
