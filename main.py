@@ -210,7 +210,11 @@ def parser() -> argparse.ArgumentParser:
     route.add_argument("id", type=int)
     route.add_argument("--kind", required=True, choices=KINDS)
     route.add_argument("--urgent", action="store_true", help="the route for urgent ones")
-    route.add_argument("--channels", required=True, help="e.g. sms,telegram,email")
+    route.add_argument(
+        "--channels",
+        required=True,
+        help="in order, e.g. sms,telegram; '+' = at once: telegram+email,sms",
+    )
 
     message = with_config("message", "queue a message taken for a subscriber")
     message.add_argument("id", type=int, help="subscriber id")

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tortoise.transactions import in_transaction
 
 from gateway.messages import KINDS, MESSAGE
-from gateway.notices import NewNotification, Notices
+from gateway.notices import NewNotification, Notices, hop_channels
 from gateway.quiet_hours import BadQuietHours, parse_hhmm
 from locales import LANGUAGES
 from models.db import Ddi, LinkCode, Role, RoutingPreference, Subscriber, Urgency, User
@@ -145,9 +145,13 @@ async def set_route(subscriber_id: int, kind: str, urgency: Urgency, channels: l
     subscriber = await _subscriber(subscriber_id)
     if kind not in KINDS:
         raise AdminError(f"kind must be one of {', '.join(KINDS)}")
-    unknown = [c for c in channels if c not in CHANNELS]
-    if unknown or not channels or len(set(channels)) != len(channels):
-        raise AdminError(f"channels must be distinct, from {', '.join(CHANNELS)}")
+    named = [c for hop in channels for c in hop_channels(hop)]
+    unknown = [c for c in named if c not in CHANNELS]
+    if unknown or not named or len(set(named)) != len(named):
+        raise AdminError(
+            f"channels must be distinct, from {', '.join(CHANNELS)}; "
+            "join channels told at once with '+' (telegram+email)"
+        )
     await RoutingPreference.update_or_create(
         {"channels": channels}, subscriber=subscriber, kind=kind, urgency=urgency
     )

@@ -19,7 +19,9 @@ from notifiers.base import Button
 
 MISSED_CALL = "missed_call"
 MESSAGE = "message"  # a message taken for the subscriber (by an agent or the operator)
-KINDS = (MISSED_CALL, MESSAGE, "voicemail", "fax", "appointment")
+VOICEMAIL = "voicemail"
+FAX = "fax"
+KINDS = (MISSED_CALL, MESSAGE, VOICEMAIL, FAX, "appointment")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ def render(
         body = missed_call(
             lang=lang, subscriber=subscriber, caller=caller, when=when, ddi=payload["ddi"]
         )
+    elif kind == VOICEMAIL:
+        subject, body = _voicemail(lang, subscriber, caller, when, payload)
+    elif kind == FAX:
+        subject, body = _fax(lang, subscriber, caller, when, payload)
     else:
         subject = tr(lang, "Message for {subscriber}", subscriber=subscriber)
         body = "\n".join(
@@ -91,7 +97,8 @@ def render(
         subject = tr(lang, "Urgent: {subject}", subject=subject)
         body = tr(lang, "Urgent: {subject}", subject=body)
     if channel == "sms":  # one screen: no blank lines, the subject line is implied
-        return Rendered(text=" / ".join(line for line in body.splitlines() if line))
+        text = " / ".join(line for line in body.splitlines() if line)
+        return Rendered(text=_cut(text, payload.get("sms_chars")))
     if channel == "email":
         paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in body.split("\n\n"))
         return Rendered(
@@ -108,3 +115,56 @@ def render(
             buttons.append([Button(tr(lang, "Got it"), f"ack:{ref}")])
         return Rendered(text=body, buttons=buttons)
     return Rendered(text=body, subject=subject)  # mms
+
+
+def _voicemail(
+    lang: str, subscriber: str, caller: str, when: str, payload: dict[str, Any]
+) -> tuple[str, str]:
+    subject = tr(lang, "Voicemail for {subscriber}", subscriber=subscriber)
+    if not payload.get("transcript_ok"):
+        said = tr(lang, "(The message could not be transcribed; listen to the recording.)")
+    elif not payload.get("transcript"):
+        said = tr(lang, "(No words could be recognised; listen to the recording.)")
+    else:
+        said = f"«{payload['transcript']}»"
+    seconds = round(float(payload.get("duration", 0)))
+    lines = [
+        subject,
+        tr(lang, "From: {caller}", caller=caller),
+        tr(lang, "Left at: {time} ({seconds} s)", time=when, seconds=seconds),
+        "",
+        said,
+    ]
+    return subject, "\n".join(lines)
+
+
+def _fax(
+    lang: str, subscriber: str, caller: str, when: str, payload: dict[str, Any]
+) -> tuple[str, str]:
+    subject = tr(lang, "Fax for {subscriber}", subscriber=subscriber)
+    lines = [
+        subject,
+        tr(lang, "From: {caller}", caller=caller),
+        tr(lang, "Received: {time}, {pages} pages", time=when, pages=payload.get("pages", 0)),
+    ]
+    if payload.get("unreadable"):
+        lines += ["", tr(lang, "The fax could not be read; the operator keeps the original.")]
+    elif not payload.get("complete", True):
+        lines += [
+            "",
+            tr(
+                lang,
+                "The fax stopped part-way ({reason}); here is what arrived.",
+                reason=payload.get("error") or "?",
+            ),
+        ]
+    return subject, "\n".join(lines)
+
+
+def _cut(text: str, limit: int | None) -> str:
+    """Cut on a word boundary with an ellipsis (the SMS channel cuts again by parts)."""
+    if not limit or len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    return (head[:space] if space > limit // 2 else head).rstrip() + "…"

@@ -20,6 +20,7 @@ from typing import Any
 
 from gateway.messages import render
 from gateway.quiet_hours import quiet_until
+from locales import tr
 from models.db import (
     Delivery,
     DeliveryStatus,
@@ -41,6 +42,11 @@ ALIVE_OR_DONE = (*ALIVE, DeliveryStatus.DELIVERED)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def hop_channels(entry: str) -> list[str]:
+    """One hop of a route: "sms", or channels told at the same time, "telegram+email"."""
+    return [c.strip() for c in entry.split("+") if c.strip()]
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ class Notices:
     ) -> None:
         # The channels this gateway has notifiers for: a live view, channels join at start-up.
         self.channels = channels
-        self.default_route = [c.strip() for c in settings.default_channels.split(",") if c]
+        self.default_route = [e.strip() for e in settings.default_channels.split(",") if e.strip()]
         self.escalate_after = timedelta(seconds=settings.escalate_after)
         self._on_new = on_new
         self._clock = clock
@@ -157,7 +163,8 @@ class Notices:
             # Quiet hours are exactly when an urgent message must not wait for escalation.
             rows = [
                 d
-                for c in n.route
+                for entry in n.route
+                for c in hop_channels(entry)
                 for d in self._deliveries(n, reach, c, now, "urgent in quiet hours: every channel")
             ]
             n.next_hop = len(n.route)
@@ -172,9 +179,14 @@ class Notices:
     def _hop(
         self, n: Notification, reach: _Reach, start: int, at: datetime
     ) -> tuple[list[Delivery], int]:
-        """Deliveries for the first channel from `start` on that reaches the subscriber."""
+        """Deliveries for the first hop from `start` on that reaches the subscriber (a hop
+        is one channel, or several at once: "telegram+email")."""
         for index in range(start, len(n.route)):
-            rows = self._deliveries(n, reach, n.route[index], at, "")
+            rows = [
+                d
+                for c in hop_channels(n.route[index])
+                for d in self._deliveries(n, reach, c, at, "")
+            ]
             if rows:
                 return rows, index + 1
         return [], len(n.route)
@@ -200,6 +212,7 @@ class Notices:
                     text=message.text,
                     subject=message.subject,
                     html=message.html,
+                    attachments=n.payload.get("attachments", []),
                     buttons=[
                         [{"text": b.text, "data": b.data} for b in r] for r in message.buttons
                     ],
@@ -277,6 +290,43 @@ class Notices:
             await Delivery.bulk_create(fresh)
             log.info("notification %s: %s -> %s", n.id, why, fresh[0].channel)
             self._on_new()
+        return len(fresh)
+
+    # -- telling the operator ----------------------------------------------------------
+
+    async def alert_admins(self, key: str, text: str) -> int:
+        """Something an admin must see (a fax that could not be read): a Telegram message to
+        every admin chat, once per key. With no admin chat it is a dead row saying so."""
+        admins = await User.filter(role=Role.ADMIN, telegram_chat_id__isnull=False)
+        now = self._clock()
+        rows = [
+            Delivery(
+                dedupe_key=f"{key}:admin:{a.telegram_chat_id}",
+                kind="admin_alert",
+                channel="telegram",
+                address=str(a.telegram_chat_id),
+                text=tr(a.language or "en", "Frontdesk alert: {text}", text=text),
+                status=DeliveryStatus.PENDING,
+                next_attempt_at=now,
+            )
+            for a in admins
+        ] or [
+            Delivery(
+                dedupe_key=f"{key}:admin:none",
+                kind="admin_alert",
+                channel="telegram",
+                address="",
+                text=text,
+                status=DeliveryStatus.DEAD,
+                last_error="no admin has a linked Telegram chat",
+                next_attempt_at=now,
+            )
+        ]
+        fresh = [r for r in rows if not await Delivery.exists(dedupe_key=r.dedupe_key)]
+        if fresh:
+            await Delivery.bulk_create(fresh)
+            self._on_new()
+        log.error("admin alert: %s", text)
         return len(fresh)
 
     # -- acknowledging -------------------------------------------------------------------

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
+from gateway import attachments
 from models.db import Delivery, DeliveryStatus
 from models.settings import OutboxSettings
 from notifiers.base import Button, Notifier, OutgoingMessage, PermanentError, TransientError
@@ -121,7 +123,11 @@ class Outbox:
         try:
             if notifier is None:
                 raise PermanentError(f"no notifier configured for channel {delivery.channel!r}")
-            receipt = await notifier.send(outgoing(delivery))
+            message = outgoing(delivery)
+            if delivery.attachments:
+                files = await attachments.for_channel(delivery.channel, delivery.attachments)
+                message = replace(message, attachments=files)
+            receipt = await notifier.send(message)
         except TransientError as exc:
             await self._retry_or_give_up(delivery, str(exc), exc.retry_after)
         except PermanentError as exc:

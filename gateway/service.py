@@ -17,15 +17,18 @@ from gateway.ami import AmiClient
 from gateway.ami_translate import AmiTranslator
 from gateway.ami_wire import Frame
 from gateway.control import Control
+from gateway.faxes import FaxDesk
 from gateway.inbound import InboundDesk
 from gateway.notices import Notices
 from gateway.outbox import Outbox
 from gateway.receipts import Receipts
 from gateway.router import Router
 from gateway.tracker import CallTracker
+from gateway.transcription import Transcriber
+from gateway.voicemail import VoicemailDesk
 from gateway.web import build_app
 from models.db import Delivery, DeliveryStatus
-from models.events import CallSnapshot
+from models.events import CallSnapshot, VoicemailWaiting
 from models.settings import Settings
 from notifiers.base import DeliveryReport, InboundMessage, ManagedNotifier, Notifier
 
@@ -51,6 +54,10 @@ class Gateway:
         )
         self.notices = Notices(self.notifiers.keys(), settings.routing, on_new=self.outbox.wake)
         self.inbound = InboundDesk(self.notices)
+        self.transcriber = Transcriber(settings.transcription)
+        self.voicemail = VoicemailDesk(
+            settings.voicemail, self.notices, self.transcriber, settings.locale.default_region
+        )
         self.router = Router(self.notices, settings.locale.default_region)
         self.ami = AmiClient(
             settings.ami,
@@ -59,7 +66,8 @@ class Gateway:
             on_connected=self._on_ami_connected,
         )
         self.control = Control(self.ami)
-        self.web = build_app(self.health, self.on_report)
+        self.faxes = FaxDesk(self.notices, settings.locale.default_region)
+        self.web = build_app(self.health, self.on_report, settings.fax, self.faxes.on_fax)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         # Told of every call snapshot once it is routed (the demo and tests wait on these).
@@ -83,6 +91,8 @@ class Gateway:
         event = self.translator.translate(frame)
         if event is not None:
             self.tracker.handle(event)
+            if isinstance(event, VoicemailWaiting) and event.new:
+                self.voicemail.poke(event.mailbox)
 
     async def _on_ami_connected(self) -> None:
         await self.control.reassert_all()
@@ -137,7 +147,11 @@ class Gateway:
         for notifier in self.notifiers.values():
             if isinstance(notifier, ManagedNotifier):
                 await notifier.start()
-        self._tasks = [
+        if self.voicemail.enabled:
+            await self.transcriber.start()
+            # The first scan finds what was left while we were down.
+            self._tasks.append(asyncio.create_task(self.voicemail.run(), name="voicemail"))
+        self._tasks += [
             asyncio.create_task(self._escalate_forever(), name="escalate"),
             asyncio.create_task(self._route_forever(), name="router"),
             asyncio.create_task(self.outbox.run(), name="outbox"),
@@ -158,6 +172,9 @@ class Gateway:
             if task.get_name() != "outbox":
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.voicemail.stop()
+        if self.voicemail.enabled:
+            await self.transcriber.stop()
         for notifier in self.notifiers.values():
             if isinstance(notifier, ManagedNotifier):
                 await notifier.stop()

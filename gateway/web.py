@@ -1,5 +1,5 @@
 """The gateway's HTTP face (aiohttp): health for operators, and the hooks peers call
-(MM7 delivery reports from the MMSC; fax and more arrive in later issues)."""
+(MM7 delivery reports from the MMSC, received faxes from the HylaFAX hook)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.fax import FaxHook, fax_handler
+from models.settings import FaxSettings
 from notifiers.base import DeliveryReport
 from notifiers.mm7 import Mm7FormatError, delivery_report_response, parse_delivery_report
 
@@ -44,10 +46,14 @@ async def _mm7_report(request: web.Request) -> web.Response:
     )
 
 
-def build_app(health: HealthProbe, on_report: ReportHook) -> web.Application:
+def build_app(
+    health: HealthProbe, on_report: ReportHook, fax: FaxSettings, on_fax: FaxHook
+) -> web.Application:
     app = web.Application(client_max_size=MAX_HOOK_BYTES)
     app[HEALTH_PROBE] = health
     app[REPORT_HOOK] = on_report
     app.router.add_get("/healthz", _health)
     app.router.add_post("/hooks/mm7", _mm7_report)
+    # The fax handler reads its own (larger, signed) body; it refuses all when unset.
+    app.router.add_post("/hooks/fax", fax_handler(fax, on_fax))
     return app

@@ -193,6 +193,9 @@ class Delivery(Model):
     reason = fields.CharField(max_length=255, default="")
     subject = fields.CharField(max_length=255, default="")
     html = fields.TextField(default="")
+    # Files that go with it: [{"path", "content_type", "filename"}]; each channel gets them
+    # in its own form (a voice note as OGG/Opus for Telegram, MP3 for email and MMS).
+    attachments: Any = fields.JSONField(default=list)
     text = fields.TextField()
     buttons: Any = fields.JSONField(default=list)
     status = fields.CharEnumField(
@@ -247,3 +250,30 @@ class InboundMessage(Model):
 
     class Meta:
         table = "inbound_message"
+
+
+class Voicemail(Model):
+    """A message left in an Asterisk mailbox, found in the spool, delivered once."""
+
+    id = fields.IntField(primary_key=True)
+    # Asterisk's msg_id (or context/box/origtime when an old Asterisk has none).
+    key = fields.CharField(max_length=128, unique=True)
+    mailbox = fields.CharField(max_length=80)  # box@context
+    subscriber: fields.ForeignKeyNullableRelation[Subscriber] = fields.ForeignKeyField(
+        "models.Subscriber", related_name="voicemails", null=True, on_delete=fields.SET_NULL
+    )
+    call: fields.ForeignKeyNullableRelation[Call] = fields.ForeignKeyField(
+        "models.Call", related_name="voicemails", null=True, on_delete=fields.SET_NULL
+    )
+    caller_number = fields.CharField(max_length=32, default="")
+    caller_name = fields.CharField(max_length=200, default="")
+    left_at = fields.DatetimeField()
+    duration = fields.FloatField(default=0)
+    audio_path = fields.CharField(max_length=500)  # our archived copy of the WAV
+    transcript = fields.TextField(default="")
+    transcript_ok = fields.BooleanField(default=False)
+    transcript_error = fields.CharField(max_length=255, default="")
+    found_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "voicemail"

@@ -137,7 +137,8 @@ class MmsSettings:
 
 @dataclass(frozen=True)
 class RoutingSettings:
-    # Channels tried in order when a subscriber has no preference for a kind of event.
+    # Channels tried in order when a subscriber has no preference for a kind of event;
+    # "telegram+email" tells both at once (one hop).
     default_channels: str = "telegram,email,sms"
     # An urgent message nobody acknowledges within this many seconds escalates.
     escalate_after: float = 300.0
@@ -152,6 +153,9 @@ class VoicemailSettings:
     scan_interval: float = 60.0
     # Longest transcript sent by SMS, in SMS parts (cut cleanly).
     sms_parts: int = 3
+    # Where Frontdesk keeps its own copy of each message's audio (the mailbox owner may
+    # delete the original before every channel has it).
+    archive: str = "var/voicemail"
 
 
 @dataclass(frozen=True)
@@ -310,7 +314,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("config key smpp.window: must be between 1 and 1000")
     if not 1 <= settings.smpp.max_parts <= 255:
         raise ConfigError("config key smpp.max_parts: must be between 1 and 255")
-    channels = [c.strip() for c in settings.routing.default_channels.split(",") if c.strip()]
+    channels = [
+        c.strip()
+        for hop in settings.routing.default_channels.split(",")
+        for c in hop.split("+")
+        if c.strip()
+    ]
     unknown = set(channels) - set(CHANNELS)
     if not channels or unknown:
         raise ConfigError(f"config key routing.default_channels: channels from {CHANNELS}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
 
 from notifiers.base import OutgoingMessage, PermanentError, Receipt, TransientError
+
+CAPTION_LIMIT = 1024
 
 
 def inline_keyboard(message: OutgoingMessage) -> InlineKeyboardMarkup | None:
@@ -31,9 +33,7 @@ class TelegramNotifier:
         except ValueError as exc:
             raise PermanentError(f"not a Telegram chat id: {message.address!r}") from exc
         try:
-            sent = await self._bot.send_message(
-                chat_id=chat_id, text=message.text, reply_markup=inline_keyboard(message)
-            )
+            sent = await self._send(chat_id, message)
         except RetryAfter as exc:
             retry = exc.retry_after
             seconds = retry if isinstance(retry, int | float) else retry.total_seconds()
@@ -47,3 +47,31 @@ class TelegramNotifier:
         except (TimedOut, NetworkError) as exc:
             raise TransientError(f"telegram: {exc.message}") from exc
         return Receipt(message_id=str(sent.message_id))
+
+    async def _send(self, chat_id: int, message: OutgoingMessage) -> Message:
+        """A voice note or a document carries the text as its caption; else plain text."""
+        markup = inline_keyboard(message)
+        media = message.attachments[0] if message.attachments else None
+        if media is None:
+            return await self._bot.send_message(
+                chat_id=chat_id, text=message.text, reply_markup=markup
+            )
+        caption = _caption(message.text)
+        if media.content_type == "audio/ogg":
+            return await self._bot.send_voice(
+                chat_id=chat_id,
+                voice=InputFile(media.data, filename=media.filename),
+                caption=caption,
+                reply_markup=markup,
+            )
+        return await self._bot.send_document(
+            chat_id=chat_id,
+            document=InputFile(media.data, filename=media.filename),
+            caption=caption,
+            reply_markup=markup,
+        )
+
+
+def _caption(text: str) -> str:
+    # Telegram refuses captions over 1024 characters; the full text is in the email.
+    return text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
