@@ -33,7 +33,7 @@ MESSAGES = {
 }
 URGENT_MESSAGE = "Ο ασθενής Κ. Δημητρίου έχει πυρετό 40°C, καλέστε τον αμέσως."
 # Final states: a channel with delivery reports (SMS, MMS) ends `delivered`, others `sent`.
-SETTLED = {
+SETTLED: dict[str, set[DeliveryStatus]] = {
     "telegram": {DeliveryStatus.SENT},
     "email": {DeliveryStatus.SENT},
     "sms": {DeliveryStatus.DELIVERED},
@@ -126,7 +126,7 @@ async def wait_settled(gateway: Gateway, timeout: float) -> None:
 
 async def _settled() -> bool:
     now = datetime.now(UTC)
-    for d in await Delivery.filter(kind="message"):
+    for d in await Delivery.all():
         held = d.status is DeliveryStatus.PENDING and d.next_attempt_at > now
         if not (held or d.status in SETTLED[d.channel] or d.status in GAVE_UP):
             return False

@@ -6,6 +6,8 @@ in three languages link their Telegram chats, then: an agent answers a call, a c
 missed while two agents ring, a forward to a mobile nobody answers. Then agents take a
 message for each, sent by the channel each prefers (Telegram, SMS, email), and an urgent
 one reaches the Greek subscriber on every channel during her quiet hours (demo/channels.py).
+A caller leaves the Russian subscriber a voicemail (transcribed) and a fax reaches the
+Chinese one through the HylaFAX hook (demo/media.py).
 Prints a timeline and writes a JSON report (see README for its fields).
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.runtime import Runtime
-from demo import channels
+from demo import channels, media
 from demo.report import build_report, print_timeline
 from gateway import admin
 from models.database import migrate
@@ -167,6 +169,7 @@ async def run_demo(report_path: str | None = None, verbose: bool = False) -> int
         ):
             settings = demo_settings(Path(tmp), ami.port, bot)
             settings = channels.channel_settings(settings, smtp, smsc, mmsc)
+            settings = media.media_settings(settings, Path(tmp))
             await migrate(settings.database.url)
             runtime = Runtime(settings)
             await runtime.start()
@@ -180,8 +183,12 @@ async def run_demo(report_path: str | None = None, verbose: bool = False) -> int
                 await tap_call_back(bot, ami)
                 await channels.set_preferences(SUBSCRIBERS)
                 await channels.take_messages(runtime.gateway.notices, SUBSCRIBERS)
+                await media.set_routes(SUBSCRIBERS)
+                await media.voicemail_day(runtime.gateway, SUBSCRIBERS[1].ddi)
+                await media.fax_day(runtime.gateway, SUBSCRIBERS[2].ddi, Path(tmp))
                 await channels.wait_settled(runtime.gateway, WAIT)
                 report = await build_report(ami, bot)
+                report.update(await media.media_report())
                 report["sandbox"] = {
                     "emails": len(smtp.messages),
                     "sms": len(smsc.messages),
@@ -203,7 +210,7 @@ def report_ok(report: dict[str, Any]) -> bool:
     messages went by each one's preferred channel; the urgent one on all of them."""
     missed = {c["subscriber"] for c in report["calls"] if c["outcome"] == "abandoned"}
     told = [d for d in report["deliveries"] if d["kind"] == "missed_call"]
-    problems = channels.check_channels(report)
+    problems = channels.check_channels(report) + media.check_media(report)
     if sorted(d["subscriber"] for d in told) != sorted(missed) or any(
         (d["channel"], d["status"]) != ("telegram", "sent") for d in told
     ):
