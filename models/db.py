@@ -45,6 +45,13 @@ class Subscriber(Model):
     # messages wait until they end; both empty means none.
     quiet_start = fields.CharField(max_length=5, null=True)
     quiet_end = fields.CharField(max_length=5, null=True)
+    # A timed scenario ("closed until 18:00"): what returns by itself, and when.
+    scenario_until = fields.DatetimeField(null=True, db_index=True)
+    scenario_after = fields.CharEnumField(Scenario, max_length=16, null=True)
+    # SMS control: a PIN (PBKDF2, never the PIN itself); wrong PINs lock it for a while.
+    sms_pin_hash = fields.CharField(max_length=200, null=True)
+    sms_pin_failures = fields.IntField(default=0)
+    sms_locked_until = fields.DatetimeField(null=True)
     instructions = fields.TextField(default="")
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -277,3 +284,39 @@ class Voicemail(Model):
 
     class Meta:
         table = "voicemail"
+
+
+class Appointment(Model):
+    """A booking in a subscriber's diary."""
+
+    id = fields.IntField(primary_key=True)
+    subscriber: fields.ForeignKeyRelation[Subscriber] = fields.ForeignKeyField(
+        "models.Subscriber", related_name="appointments", on_delete=fields.CASCADE
+    )
+    starts_at = fields.DatetimeField(db_index=True)
+    ends_at = fields.DatetimeField()
+    name = fields.CharField(max_length=200)
+    note = fields.TextField(default="")
+    uid = fields.CharField(max_length=100, unique=True)  # the iCalendar UID
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "appointment"
+
+
+class AuditEntry(Model):
+    """Every command, accepted or refused: who, what, by which channel, with what result."""
+
+    id = fields.IntField(primary_key=True)
+    at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    channel = fields.CharField(max_length=16)
+    actor = fields.CharField(max_length=254)  # chat id, phone number or email address
+    subscriber: fields.ForeignKeyNullableRelation[Subscriber] = fields.ForeignKeyField(
+        "models.Subscriber", related_name="audit", null=True, on_delete=fields.SET_NULL
+    )
+    command = fields.CharField(max_length=500)  # as received, PINs masked
+    result = fields.CharField(max_length=32)  # done, refused, locked, not_understood, failed
+    detail = fields.CharField(max_length=500, default="")
+
+    class Meta:
+        table = "audit_entry"
