@@ -108,6 +108,7 @@ async def cmd_subscriber(settings: Settings, args: argparse.Namespace) -> int:
             mobile=args.mobile,
             quiet_hours=args.quiet,
             region=settings.locale.default_region,
+            pin=args.pin,
         )
         quiet = f"{s.quiet_start}-{s.quiet_end}" if s.quiet_start else "none"
         print(f"{s.id}\temail={s.email or ''}\tmobile={s.forward_number or ''}\tquiet={quiet}")
@@ -204,6 +205,7 @@ def parser() -> argparse.ArgumentParser:
     contact.add_argument("--email", help="address for the email channel ('' removes it)")
     contact.add_argument("--mobile", help="number for forwarding, SMS and MMS ('' removes it)")
     contact.add_argument("--quiet", help="quiet hours HH:MM-HH:MM in their timezone ('' = none)")
+    contact.add_argument("--pin", help="PIN (4-8 digits) for SMS commands; stored hashed")
     route = actions.add_parser(
         "route", help="channels, in order, for one kind of event", parents=[late_config]
     )

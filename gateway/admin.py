@@ -11,6 +11,7 @@ from tortoise.transactions import in_transaction
 
 from gateway.messages import KINDS, MESSAGE
 from gateway.notices import NewNotification, Notices, hop_channels
+from gateway.pins import hash_pin
 from gateway.quiet_hours import BadQuietHours, parse_hhmm
 from locales import LANGUAGES
 from models.db import Ddi, LinkCode, Role, RoutingPreference, Subscriber, Urgency, User
@@ -118,6 +119,7 @@ async def set_contact_points(
     mobile: str | None = None,
     quiet_hours: str | None = None,
     region: str = "GR",
+    pin: str | None = None,
 ) -> Subscriber:
     """Email, mobile (forwarding, SMS, MMS) and quiet hours ("22:00-07:00", or "" for none)."""
     subscriber = await _subscriber(subscriber_id)
@@ -136,6 +138,11 @@ async def set_contact_points(
             except BadQuietHours as exc:
                 raise AdminError(f"quiet hours must look like 22:00-07:00: {exc}") from exc
         subscriber.quiet_start, subscriber.quiet_end = (start, end) if quiet_hours else (None, None)
+    if pin is not None:
+        if not (pin.isdigit() and 4 <= len(pin) <= 8):
+            raise AdminError("the SMS PIN must be 4 to 8 digits")
+        subscriber.sms_pin_hash = hash_pin(pin)
+        subscriber.sms_pin_failures, subscriber.sms_locked_until = 0, None
     await subscriber.save()
     return subscriber
 

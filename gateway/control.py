@@ -7,6 +7,7 @@ scenario/<ddi>, forward/<ddi>, mailbox/<ddi> (ringtime/ and fallback/ are the op
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Protocol
 
 from models.db import Call, Ddi, Subscriber
@@ -42,6 +43,39 @@ class Control:
             await self._db_put(f"forward/{ddi.number}", subscriber.forward_number or "")
             if ddi.mailbox:
                 await self._db_put(f"mailbox/{ddi.number}", ddi.mailbox)
+
+    async def set_scenario(
+        self, subscriber: Subscriber, scenario: Scenario, until: datetime | None = None
+    ) -> None:
+        """Switch the lines now; with `until`, the scenario in force now returns by itself
+        then (revert_due). The PBX first: if AMI fails, the database still tells the truth."""
+        previous = subscriber.scenario
+        subscriber.scenario = scenario
+        await self.push_lines(subscriber)
+        if until is None:
+            subscriber.scenario_until = None
+            subscriber.scenario_after = None  # type: ignore[assignment]  # nullable column
+        else:  # a timed switch during a timed switch returns to the original scenario
+            subscriber.scenario_after = subscriber.scenario_after or previous
+            subscriber.scenario_until = until
+        await subscriber.save(update_fields=["scenario", "scenario_until", "scenario_after"])
+        log.info("subscriber %s: scenario %s until %s", subscriber.id, scenario.value, until)
+
+    async def set_forward(self, subscriber: Subscriber, number: str | None) -> None:
+        """The number calls are forwarded to (None: none; the forward scenario then falls
+        back at once, as the dialplan documents)."""
+        subscriber.forward_number = number
+        await self.push_lines(subscriber)
+        await subscriber.save(update_fields=["forward_number"])
+
+    async def revert_due(self, now: datetime) -> int:
+        """Timed scenarios whose time is up return to what was in force before."""
+        reverted = 0
+        for subscriber in await Subscriber.filter(scenario_until__lte=now):
+            back = subscriber.scenario_after or Scenario.AGENT
+            await self.set_scenario(subscriber, back)
+            reverted += 1
+        return reverted
 
     async def forward_to_mobile(self, subscriber: Subscriber) -> str:
         """Forward the subscriber's lines to its mobile; returns the number used."""

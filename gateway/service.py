@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -123,6 +124,17 @@ class Gateway:
             for observe in self.observers:
                 observe(snap)
 
+    async def _revert_forever(self) -> None:
+        """Timed scenarios ("closed until 18:00") return by themselves."""
+        while True:
+            await asyncio.sleep(self.settings.outbox.idle_poll)
+            if not self.ami.connected.is_set():
+                continue  # AstDB cannot be told; the reconnect re-asserts the database anyway
+            try:
+                await self.control.revert_due(datetime.now(UTC))
+            except Exception:
+                log.exception("scenario revert round failed; next round retries")
+
     async def _escalate_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.outbox.idle_poll)
@@ -153,6 +165,7 @@ class Gateway:
             self._tasks.append(asyncio.create_task(self.voicemail.run(), name="voicemail"))
         self._tasks += [
             asyncio.create_task(self._escalate_forever(), name="escalate"),
+            asyncio.create_task(self._revert_forever(), name="revert"),
             asyncio.create_task(self._route_forever(), name="router"),
             asyncio.create_task(self.outbox.run(), name="outbox"),
             asyncio.create_task(self._expire_forever(), name="expire"),
