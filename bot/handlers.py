@@ -6,15 +6,18 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from telegram import Update
+from telegram import CallbackQuery, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
+from bot.menus import SCENARIO_LABELS, scenario_keyboard
+from gateway import audit
 from gateway.admin import AdminError, link_chat
 from gateway.ami import AmiActionError, AmiUnavailable
 from gateway.control import Control, NoMobileNumber
 from gateway.notices import Notices
 from locales import LANGUAGES, tr
 from models.db import Call, Notification, User
+from models.events import Scenario
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,11 @@ def make_callback_dispatcher(
             "subscriber"
         )
         lang = _lang(update, user)
-        answer = await _run_action(control, notices, user, query.data or "", lang)
+        data = query.data or ""
+        if data.startswith("scn:"):
+            await _switch_scenario(control, user, data, lang, query)
+            return
+        answer = await _run_action(control, notices, user, data, lang)
         await query.answer(answer)
 
     return dispatch
@@ -112,8 +119,52 @@ async def _run_action(
         return tr(lang, "The phone system is not reachable right now; try again in a minute.")
 
 
+async def scenario_menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message, chat = update.effective_message, update.effective_chat
+    if message is None or chat is None:
+        return
+    user = await User.get_or_none(telegram_chat_id=chat.id).select_related("subscriber")
+    lang = _lang(update, user)
+    if user is None or user.subscriber is None:
+        await message.reply_text(tr(lang, "Send the code you got from the operator: /start CODE"))
+        return
+    await message.reply_text(
+        tr(lang, "How should calls be answered?"),
+        reply_markup=scenario_keyboard(lang, user.subscriber.scenario),
+    )
+
+
+async def _switch_scenario(
+    control: Control, user: User | None, data: str, lang: str, query: CallbackQuery
+) -> None:
+    """A /scenario button: switch, then edit that message rather than add another."""
+    value = data.partition(":")[2]
+    chat = str(query.message.chat.id) if query.message else "?"
+    if user is None or user.subscriber is None or value not in Scenario._value2member_map_:
+        await audit.record("telegram", chat, None, data, audit.REFUSED, "not linked or forged")
+        await query.answer(tr(lang, "This button is not for you."))
+        return
+    scenario = Scenario(value)
+    try:
+        await control.set_scenario(user.subscriber, scenario)
+    except (AmiUnavailable, AmiActionError) as exc:
+        await audit.record("telegram", chat, user.subscriber, data, audit.FAILED, str(exc))
+        await query.answer(
+            tr(lang, "The phone system is not reachable right now; try again in a minute.")
+        )
+        return
+    await audit.record("telegram", chat, user.subscriber, data, audit.DONE)
+    label = tr(lang, SCENARIO_LABELS[scenario])
+    await query.answer(label)
+    await query.edit_message_text(
+        tr(lang, "Calls: {scenario}.", scenario=label),
+        reply_markup=scenario_keyboard(lang, scenario),
+    )
+
+
 def install(
     application: Application[Any, Any, Any, Any, Any, Any], control: Control, notices: Notices
 ) -> None:
     application.add_handler(CommandHandler("start", start))
+    application.add_handler(CommandHandler("scenario", scenario_menu))
     application.add_handler(CallbackQueryHandler(make_callback_dispatcher(control, notices)))

@@ -13,6 +13,7 @@ from typing import Any
 from telegram.ext import AIORateLimiter, Application
 
 from bot import handlers
+from bot.menus import publish_menus
 from gateway.service import Gateway
 from models.database import close_db, open_db
 from models.settings import ConfigError, Settings
@@ -66,6 +67,7 @@ class Runtime:
             timeout=int(self.settings.telegram.poll_timeout), drop_pending_updates=False
         )
         log.info("telegram bot @%s polling", self.application.bot.username)
+        await publish_menus(self.application.bot)
 
     async def stop(self) -> None:
         updater = self.application.updater

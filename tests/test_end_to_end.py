@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,9 @@ import pytest
 from bot.runtime import Runtime
 from gateway import admin
 from models.database import migrate
+from models.db import AuditEntry, Delivery, DeliveryStatus, Subscriber
 from models.db import Call as CallRow
-from models.db import Delivery, DeliveryStatus
-from models.events import CallSnapshot
+from models.events import CallSnapshot, Scenario
 from models.settings import load_settings, with_section
 from sandbox.ami_server import AmiServer, encode_frame
 from sandbox.call_scripts import CallFactory
@@ -233,3 +234,36 @@ async def test_a_429_waits_retry_after_then_succeeds(stack: Stack) -> None:
     assert [status for _, status in outcomes] == [DeliveryStatus.PENDING, DeliveryStatus.SENT]
     delivery = await Delivery.get(id=outcomes[1][0])
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 2)
+
+
+async def test_scenario_menu_switches_the_lines_and_edits_its_message(stack: Stack) -> None:
+    stack.bot.inject_message(CHAT, "/scenario", language_code="el")
+    menu = await stack.bot.wait_for(
+        lambda c: c.method == "sendMessage" and "reply_markup" in c.params and c.ok, timeout=WAIT
+    )
+    rows = menu.params["reply_markup"]["inline_keyboard"]
+    voicemail = next(r[0] for r in rows if r[0]["callback_data"] == "scn:voicemail")
+    assert voicemail["text"] == "Τηλεφωνητής"
+    stack.bot.inject_callback(
+        CHAT, menu.result["message_id"], voicemail["callback_data"], language_code="el"
+    )
+    put = await stack.ami.wait_action("DBPut", lambda a: a.get("Val") == "voicemail", WAIT)
+    assert put["Key"] == f"scenario/{DDI}" and put["Family"] == "frontdesk"
+    edited = await stack.bot.wait_for(lambda c: c.method == "editMessageText", timeout=WAIT)
+    assert edited.params["text"] == "Κλήσεις: Τηλεφωνητής."
+    [entry] = await AuditEntry.all()
+    assert (entry.channel, entry.actor, entry.result) == ("telegram", str(CHAT), "done")
+
+
+async def test_a_timed_scenario_reverts_by_itself_on_a_controlled_clock(stack: Stack) -> None:
+    control = stack.runtime.gateway.control
+    subscriber = await Subscriber.get(name="Ιατρείο Παπαδόπουλου")
+    until = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
+    await control.set_scenario(subscriber, Scenario.CLOSED, until=until)
+    assert stack.ami.astdb[f"frontdesk/scenario/{DDI}"] == "closed"
+    assert await control.revert_due(until - timedelta(seconds=1)) == 0
+    assert stack.ami.astdb[f"frontdesk/scenario/{DDI}"] == "closed"
+    assert await control.revert_due(until) == 1
+    assert stack.ami.astdb[f"frontdesk/scenario/{DDI}"] == "agent"
+    back = await Subscriber.get(id=subscriber.id)
+    assert (back.scenario, back.scenario_until) == (Scenario.AGENT, None)

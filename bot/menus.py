@@ -1,0 +1,53 @@
+"""Telegram command menus, one per language (setMyCommands with language_code), and the
+/scenario keyboard whose buttons switch the lines directly."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import TelegramError
+
+from locales import LANGUAGES, tr
+from models.events import Scenario
+
+log = logging.getLogger(__name__)
+
+MENU = (
+    ("scenario", "Choose how calls are answered"),
+    ("status", "Your lines: scenario, forwarding, today's calls"),
+    ("diary", "Today's appointments"),
+    ("calls", "Today's calls, voicemails and faxes"),
+    ("help", "What you can write to me"),
+)
+SCENARIO_LABELS = {
+    Scenario.AGENT: "Our secretary answers",
+    Scenario.VOICEMAIL: "Voicemail",
+    Scenario.FORWARD: "Forward to my mobile",
+    Scenario.CLOSED: "Closed",
+}
+
+
+async def publish_menus(bot: Bot) -> None:
+    """One menu per language, English also as the default; failures are logged only."""
+    for lang in LANGUAGES:
+        commands = [BotCommand(name, tr(lang, text)) for name, text in MENU]
+        try:
+            await bot.set_my_commands(commands, language_code=lang)
+            if lang == "en":
+                await bot.set_my_commands(commands)
+        except TelegramError as exc:
+            log.warning("could not publish the %s command menu: %s", lang, exc)
+
+
+def scenario_keyboard(lang: str, current: Scenario) -> InlineKeyboardMarkup:
+    rows = [
+        [
+            InlineKeyboardButton(
+                ("✓ " if scenario is current else "") + tr(lang, label),
+                callback_data=f"scn:{scenario.value}",
+            )
+        ]
+        for scenario, label in SCENARIO_LABELS.items()
+    ]
+    return InlineKeyboardMarkup(rows)

@@ -1,0 +1,267 @@
+"""The subscriber's diary: book appointments without double booking, list a day, send an .ics.
+
+Times are stored in UTC and reasoned about on the subscriber's wall clock (working hours,
+days), so a DST change moves nothing a person would notice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import icalendar
+from tortoise.transactions import in_transaction
+
+from models.db import Appointment, Subscriber
+
+# These will become per-subscriber settings; until then every diary is the same.
+DEFAULT_LENGTH = timedelta(minutes=30)
+WORKDAY_START = time(9, 0)  # local wall clock, inclusive
+WORKDAY_END = time(18, 0)  # local wall clock: an appointment may end exactly then
+SLOT_STEP = timedelta(minutes=15)  # offered alternatives start on the quarter hour
+FREE_SLOTS = 3  # how many alternatives an Overlap offers
+SEARCH_DAYS = 14  # how many days after the requested one to look for alternatives
+
+UID_DOMAIN = "frontdesk"
+PRODID = "-//Frontdesk//Diary//EN"
+
+
+class DiaryError(ValueError):
+    """A booking the diary refuses; the message is short English, callers localise by type."""
+
+
+class InThePast(DiaryError):
+    """The requested start has already passed."""
+
+
+class OutsideWorkingHours(DiaryError):
+    """The appointment would start before or end after the working day."""
+
+
+class Overlap(Exception):
+    """The requested time collides with a booking; `free` holds the nearest free starts."""
+
+    def __init__(self, free: list[datetime]) -> None:
+        self.free = free  # aware, in the subscriber's timezone, best first (up to FREE_SLOTS)
+        offered = ", ".join(f"{slot:%Y-%m-%d %H:%M}" for slot in free) or "none"
+        super().__init__(f"that time is already booked; free: {offered}")
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    _require_aware(now, "now")
+    return now
+
+
+def _require_aware(value: datetime, what: str) -> None:
+    # A naive time is a programming error (whose clock?), not something to tell a caller.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise TypeError(f"{what} must be a timezone-aware datetime")
+
+
+def _local(on: date, at: time, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a wall-clock time on a local date."""
+    return datetime.combine(on, at, tzinfo=zone).astimezone(UTC)
+
+
+def _workday(on: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    return _local(on, WORKDAY_START, zone), _local(on, WORKDAY_END, zone)
+
+
+def _overlaps(start: datetime, end: datetime, busy: Iterable[tuple[datetime, datetime]]) -> bool:
+    # Half-open intervals: [09:00, 09:30) and [09:30, 10:00) do not collide.
+    return any(b_start < end and start < b_end for b_start, b_end in busy)
+
+
+def _grid(on: date, zone: ZoneInfo) -> list[datetime]:
+    """Candidate starts (UTC) of a local working day, every SLOT_STEP from opening."""
+    opening, closing = _workday(on, zone)
+    starts, at = [], opening
+    while at < closing:
+        starts.append(at)
+        at += SLOT_STEP
+    return starts
+
+
+def _candidates(start: datetime, zone: ZoneInfo) -> Iterator[datetime]:
+    """Alternatives in the order a receptionist offers them: later the same day, then earlier
+    the same day (nearest first), then the following days from opening time."""
+    requested_day = start.astimezone(zone).date()
+    grid = _grid(requested_day, zone)
+    yield from (at for at in grid if at > start)
+    yield from (at for at in reversed(grid) if at < start)
+    for offset in range(1, SEARCH_DAYS + 1):
+        yield from _grid(requested_day + timedelta(days=offset), zone)
+
+
+def free_slots(
+    start: datetime,
+    length: timedelta,
+    busy: list[tuple[datetime, datetime]],
+    zone: ZoneInfo,
+    now: datetime,
+    limit: int = FREE_SLOTS,
+) -> list[datetime]:
+    """Up to `limit` free starts near `start` (aware, in `zone`), none in the past, none
+    outside working hours, none overlapping `busy` nor each other."""
+    found: list[tuple[datetime, datetime]] = []
+    for candidate in _candidates(start, zone):
+        if len(found) == limit:
+            break
+        end = candidate + length
+        closing = _workday(candidate.astimezone(zone).date(), zone)[1]
+        if candidate < now or end > closing:
+            continue
+        if _overlaps(candidate, end, busy) or _overlaps(candidate, end, found):
+            continue
+        found.append((candidate, end))
+    return [slot.astimezone(zone) for slot, _ in found]
+
+
+def _check_bookable(start: datetime, end: datetime, zone: ZoneInfo, now: datetime) -> None:
+    if start < now:
+        raise InThePast("that time has already passed")
+    opening, closing = _workday(start.astimezone(zone).date(), zone)
+    if start < opening or end > closing:
+        raise OutsideWorkingHours(
+            f"outside working hours ({WORKDAY_START:%H:%M}-{WORKDAY_END:%H:%M})"
+        )
+
+
+async def _busy(subscriber: Subscriber, since: datetime, until: datetime) -> list[Appointment]:
+    """The subscriber's appointments that intersect [since, until)."""
+    return (
+        await Appointment.filter(
+            subscriber_id=subscriber.id, starts_at__lt=until, ends_at__gt=since
+        )
+        .order_by("starts_at", "id")
+        .all()
+    )
+
+
+async def book(
+    subscriber: Subscriber,
+    start: datetime,
+    name: str,
+    note: str = "",
+    length: timedelta = DEFAULT_LENGTH,
+    *,
+    now: datetime | None = None,
+) -> Appointment:
+    """Book [start, start + length) in the subscriber's diary.
+
+    Raises InThePast or OutsideWorkingHours (both DiaryError) for a time that cannot be
+    booked, and Overlap, with the nearest free alternatives, when it collides with a booking.
+    `now` is injectable for tests; the diary works in whole minutes (seconds are dropped).
+
+    Racing bookings: the check and the insert run in one transaction.
+    - SQLite: tortoise serialises transactions on its single connection, so in one process
+      the second booking sees the first and gets Overlap. Another process on the same file
+      (WAL) cannot commit a write from a stale snapshot: its INSERT fails with "database is
+      locked" (sqlite3 OperationalError) rather than double booking.
+    - PostgreSQL (READ COMMITTED): two transactions could both see the slot free. The
+      subscriber's row is therefore locked FOR UPDATE first (tortoise skips that on SQLite),
+      which serialises one subscriber's bookings. Rows written outside book() bypass it; an
+      EXCLUDE USING gist (subscriber_id WITH =, tstzrange(starts_at, ends_at) WITH &&)
+      constraint would make the database itself refuse, if we move there.
+    """
+    _require_aware(start, "start")
+    if length <= timedelta(0):
+        raise DiaryError("an appointment must last some time")
+    moment = _now(now)
+    zone = ZoneInfo(subscriber.timezone)
+    start = start.astimezone(UTC).replace(second=0, microsecond=0)
+    end = start + length
+    _check_bookable(start, end, zone, moment)
+
+    async with in_transaction():
+        await Subscriber.filter(id=subscriber.id).select_for_update().values_list("id")
+        if await _busy(subscriber, start, end):
+            day_start = _local(start.astimezone(zone).date(), time(0), zone)
+            window_end = day_start + timedelta(days=SEARCH_DAYS + 2)
+            busy = [(a.starts_at, a.ends_at) for a in await _busy(subscriber, day_start, window_end)]
+            raise Overlap(free_slots(start, length, busy, zone, moment))
+        return await Appointment.create(
+            subscriber=subscriber,
+            starts_at=start,
+            ends_at=end,
+            name=name,
+            note=note,
+            uid=f"{uuid.uuid4()}@{UID_DOMAIN}",
+        )
+
+
+async def day(subscriber: Subscriber, on: date) -> list[Appointment]:
+    """The appointments starting on that date of the subscriber's own calendar, in order."""
+    zone = ZoneInfo(subscriber.timezone)
+    since, until = _local(on, time(0), zone), _local(on + timedelta(days=1), time(0), zone)
+    return (
+        await Appointment.filter(
+            subscriber_id=subscriber.id, starts_at__gte=since, starts_at__lt=until
+        )
+        .order_by("starts_at", "id")
+        .all()
+    )
+
+
+def _timezone_component(tzid: str, start: datetime, end: datetime) -> icalendar.Timezone | None:
+    """A VTIMEZONE for tzid covering the appointment, if this icalendar can build one
+    (Timezone.from_tzid arrived in icalendar 6.1)."""
+    build = getattr(icalendar.Timezone, "from_tzid", None)
+    if build is None:
+        return None
+    try:
+        component: icalendar.Timezone = build(
+            tzid,
+            first_date=start.date() - timedelta(days=366),
+            last_date=end.date() + timedelta(days=366),
+        )
+    except ValueError:  # a zone icalendar does not know
+        return None
+    return component
+
+
+def ics_invite(
+    appointment: Appointment, subscriber: Subscriber, organizer_email: str | None = None
+) -> bytes:
+    """The appointment as an iCalendar (RFC 5545) object, UTF-8, for email or a chat file.
+
+    METHOD:PUBLISH, not REQUEST: the booking is already made, the subscriber is told, not
+    asked to accept or decline; iTIP (RFC 5546) REQUEST needs ATTENDEEs and clients then show
+    reply buttons that would go nowhere. PUBLISH is imported as a plain event. iTIP wants an
+    ORGANIZER on a PUBLISH too: pass organizer_email when the file goes out by email.
+    """
+    zone = ZoneInfo(subscriber.timezone)
+    start = appointment.starts_at.astimezone(zone)
+    end = appointment.ends_at.astimezone(zone)
+    vtimezone = _timezone_component(subscriber.timezone, start, end)
+    if vtimezone is None:  # no VTIMEZONE to point a TZID at: UTC times are always valid
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "PUBLISH")
+    if vtimezone is not None:
+        calendar.add_component(vtimezone)
+
+    event = icalendar.Event()
+    event.add("uid", appointment.uid)
+    # The moment this object's content was created: the booking, so the file is reproducible.
+    event.add("dtstamp", (appointment.created_at or datetime.now(UTC)).astimezone(UTC))
+    event.add("dtstart", start)
+    event.add("dtend", end)
+    event.add("summary", appointment.name)
+    if appointment.note:
+        event.add("description", appointment.note)
+    event.add("sequence", 0)
+    event.add("status", "CONFIRMED")
+    event.add("transp", "OPAQUE")
+    if organizer_email:
+        event.add("organizer", f"mailto:{organizer_email}", parameters={"cn": subscriber.name})
+    calendar.add_component(event)
+    return calendar.to_ical()
