@@ -267,3 +267,15 @@ async def test_a_timed_scenario_reverts_by_itself_on_a_controlled_clock(stack: S
     assert stack.ami.astdb[f"frontdesk/scenario/{DDI}"] == "agent"
     back = await Subscriber.get(id=subscriber.id)
     assert (back.scenario, back.scenario_until) == (Scenario.AGENT, None)
+
+
+async def test_command_menus_are_published_in_every_language(stack: Stack) -> None:
+    menus = {
+        c.params.get("language_code", ""): c.params["commands"]
+        for c in stack.bot.requests
+        if c.method == "setMyCommands" and c.ok
+    }
+    assert set(menus) == {"", "en", "el", "ru", "zh"}
+    greek = {c["command"]: c["description"] for c in menus["el"]}
+    assert greek["scenario"] == "Επιλέξτε πώς απαντώνται οι κλήσεις"
+    assert [c["command"] for c in menus["zh"]] == ["scenario", "status", "diary", "calls", "help"]
