@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 from telegram import CallbackQuery, Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
+from bot.desk import CommandDesk
 from bot.menus import SCENARIO_LABELS, scenario_keyboard
 from gateway import audit
 from gateway.admin import AdminError, link_chat
@@ -162,9 +171,29 @@ async def _switch_scenario(
     )
 
 
+def make_text_handler(
+    desk: CommandDesk,
+) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
+    async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, chat = update.effective_message, update.effective_chat
+        if message is None or chat is None or not message.text:
+            return
+        reply = await desk.from_telegram(chat.id, message.text, datetime.now(UTC))
+        await message.reply_text(reply)
+
+    return on_text
+
+
 def install(
-    application: Application[Any, Any, Any, Any, Any, Any], control: Control, notices: Notices
+    application: Application[Any, Any, Any, Any, Any, Any],
+    control: Control,
+    notices: Notices,
+    desk: CommandDesk,
 ) -> None:
     application.add_handler(CommandHandler("start", start))
     application.add_handler(CommandHandler("scenario", scenario_menu))
+    # The menu's other commands and any plain text go through the one grammar.
+    text = make_text_handler(desk)
+    application.add_handler(CommandHandler(["status", "diary", "calls", "help"], text))
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, text))
     application.add_handler(CallbackQueryHandler(make_callback_dispatcher(control, notices)))

@@ -13,6 +13,7 @@ from typing import Any
 from telegram.ext import AIORateLimiter, Application
 
 from bot import handlers
+from bot.desk import CommandDesk
 from bot.menus import publish_menus
 from gateway.service import Gateway
 from models.database import close_db, open_db
@@ -55,7 +56,11 @@ class Runtime:
         self.application = build_application(settings)
         self.gateway = Gateway(settings, {"telegram": TelegramNotifier(self.application.bot)})
         add_channels(settings, self.gateway)
-        handlers.install(self.application, self.gateway.control, self.gateway.notices)
+        self.desk = CommandDesk(
+            self.gateway.control, self.gateway.notices, settings.locale.default_region
+        )
+        self.gateway.inbound.on_text = self.desk.on_inbound
+        handlers.install(self.application, self.gateway.control, self.gateway.notices, self.desk)
 
     async def start(self) -> None:
         await open_db(self.settings.database.url)

@@ -9,6 +9,7 @@ text still goes (it says what the message was), nothing blocks the outbox.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,12 @@ WAV = "audio/wav"
 def stored(path: Path, content_type: str, filename: str) -> dict[str, str]:
     """The JSON a Delivery keeps for one attachment."""
     return {"path": str(path), "content_type": content_type, "filename": filename}
+
+
+def inline(filename: str, content_type: str, data: bytes) -> dict[str, str]:
+    """A small generated file (an .ics invite) kept in the row itself."""
+    encoded = base64.b64encode(data).decode()
+    return {"data_b64": encoded, "content_type": content_type, "filename": filename}
 
 
 async def for_channel(channel: str, items: list[dict[str, Any]]) -> tuple[Attachment, ...]:
@@ -43,7 +50,10 @@ def _prepare_all(channel: str, items: list[dict[str, Any]]) -> list[Attachment]:
 
 
 def _prepare(channel: str, item: dict[str, Any]) -> Attachment:
-    data = Path(item["path"]).read_bytes()
+    if "data_b64" in item:
+        data = base64.b64decode(item["data_b64"])
+    else:
+        data = Path(item["path"]).read_bytes()
     name, content_type = item["filename"], item["content_type"]
     if content_type == WAV:
         stem = Path(name).stem

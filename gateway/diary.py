@@ -97,7 +97,7 @@ def _candidates(start: datetime, zone: ZoneInfo) -> Iterator[datetime]:
         yield from _grid(requested_day + timedelta(days=offset), zone)
 
 
-def free_slots(
+def _free_slots(
     start: datetime,
     length: timedelta,
     busy: list[tuple[datetime, datetime]],
@@ -169,6 +169,8 @@ async def book(
       constraint would make the database itself refuse, if we move there.
     """
     _require_aware(start, "start")
+    if not name.strip():
+        raise DiaryError("an appointment needs a name")
     if length <= timedelta(0):
         raise DiaryError("an appointment must last some time")
     moment = _now(now)
@@ -182,8 +184,10 @@ async def book(
         if await _busy(subscriber, start, end):
             day_start = _local(start.astimezone(zone).date(), time(0), zone)
             window_end = day_start + timedelta(days=SEARCH_DAYS + 2)
-            busy = [(a.starts_at, a.ends_at) for a in await _busy(subscriber, day_start, window_end)]
-            raise Overlap(free_slots(start, length, busy, zone, moment))
+            busy = [
+                (a.starts_at, a.ends_at) for a in await _busy(subscriber, day_start, window_end)
+            ]
+            raise Overlap(_free_slots(start, length, busy, zone, moment))
         return await Appointment.create(
             subscriber=subscriber,
             starts_at=start,
@@ -252,7 +256,8 @@ def ics_invite(
     event = icalendar.Event()
     event.add("uid", appointment.uid)
     # The moment this object's content was created: the booking, so the file is reproducible.
-    event.add("dtstamp", (appointment.created_at or datetime.now(UTC)).astimezone(UTC))
+    stamp = appointment.created_at or datetime.now(UTC)
+    event.add("dtstamp", stamp.astimezone(UTC).replace(microsecond=0))
     event.add("dtstart", start)
     event.add("dtend", end)
     event.add("summary", appointment.name)

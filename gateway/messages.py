@@ -21,7 +21,8 @@ MISSED_CALL = "missed_call"
 MESSAGE = "message"  # a message taken for the subscriber (by an agent or the operator)
 VOICEMAIL = "voicemail"
 FAX = "fax"
-KINDS = (MISSED_CALL, MESSAGE, VOICEMAIL, FAX, "appointment")
+APPOINTMENT = "appointment"
+KINDS = (MISSED_CALL, MESSAGE, VOICEMAIL, FAX, APPOINTMENT)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ def render(
         subject, body = _voicemail(lang, subscriber, caller, when, payload)
     elif kind == FAX:
         subject, body = _fax(lang, subscriber, caller, when, payload)
+    elif kind == APPOINTMENT:
+        subject = tr(lang, "Appointment for {subscriber}", subscriber=subscriber)
+        body = "\n".join([subject, tr(lang, "When: {time}", time=when), payload.get("text", "")])
     else:
         subject = tr(lang, "Message for {subscriber}", subscriber=subscriber)
         body = "\n".join(

@@ -12,6 +12,7 @@ Delivery rows (the outbox) for one channel:
 from __future__ import annotations
 
 import logging
+import secrets
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ class Notices:
 
     # -- creating ----------------------------------------------------------------------
 
-    async def create(self, items: list[NewNotification]) -> int:
+    async def create(self, items: list[NewNotification], route: list[str] | None = None) -> int:
         """Notifications and their first deliveries, in the caller's transaction, with a
         fixed number of queries for the batch. Returns how many deliveries are due."""
         if not items:
@@ -119,7 +120,8 @@ class Notices:
                     kind=i.kind,
                     urgency=i.urgency,
                     payload=i.payload,
-                    route=routes.get((i.subscriber.id, i.kind, i.urgency), self.default_route),
+                    route=route
+                    or routes.get((i.subscriber.id, i.kind, i.urgency), self.default_route),
                 )
                 for i in items
             ]
@@ -291,6 +293,24 @@ class Notices:
             log.info("notification %s: %s -> %s", n.id, why, fresh[0].channel)
             self._on_new()
         return len(fresh)
+
+    # -- answering -----------------------------------------------------------------------
+
+    async def reply(
+        self, channel: str, address: str, text: str, subscriber: Subscriber | None
+    ) -> None:
+        """An answer to a command, on the channel it came from, through the outbox."""
+        await Delivery.create(
+            dedupe_key=f"reply:{channel}:{address}:{secrets.token_hex(8)}",
+            kind="reply",
+            channel=channel,
+            address=address,
+            subscriber=subscriber,
+            text=text,
+            status=DeliveryStatus.PENDING,
+            next_attempt_at=self._clock(),
+        )
+        self._on_new()
 
     # -- telling the operator ----------------------------------------------------------
 
