@@ -218,6 +218,8 @@ class CommandDesk:
         except diary.Overlap as exc:
             free = ", ".join(local_time(lang, s.timezone, t) for t in exc.free)
             return tr(lang, "That time is taken. Free: {slots}", slots=free or "—"), audit.REFUSED
+        except diary.InThePast:
+            return tr(lang, "That time has already passed."), audit.REFUSED
         except diary.DiaryError:
             return tr(lang, "Appointments go between 09:00 and 18:00, not in the past."), (
                 audit.REFUSED

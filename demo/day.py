@@ -7,7 +7,8 @@ missed while two agents ring, a forward to a mobile nobody answers. Then agents 
 message for each, sent by the channel each prefers (Telegram, SMS, email), and an urgent
 one reaches the Greek subscriber on every channel during her quiet hours (demo/channels.py).
 A caller leaves the Russian subscriber a voicemail (transcribed) and a fax reaches the
-Chinese one through the HylaFAX hook (demo/media.py).
+Chinese one through the HylaFAX hook (demo/media.py). The Chinese subscriber forwards
+calls from Telegram and the Greek one books an appointment by SMS (demo/control.py).
 Prints a timeline and writes a JSON report (see README for its fields).
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.runtime import Runtime
-from demo import channels, media
+from demo import channels, control, media
 from demo.report import build_report, print_timeline
 from gateway import admin
 from models.database import migrate
@@ -186,9 +187,12 @@ async def run_demo(report_path: str | None = None, verbose: bool = False) -> int
                 await media.set_routes(SUBSCRIBERS)
                 await media.voicemail_day(runtime.gateway, SUBSCRIBERS[1].ddi)
                 await media.fax_day(runtime.gateway, SUBSCRIBERS[2].ddi, Path(tmp))
+                await control.forward_from_telegram(bot, ami, SUBSCRIBERS[2].chat_id)
+                await control.book_by_sms(smsc, SUBSCRIBERS[0].name, SUBSCRIBERS[0].mobile)
                 await channels.wait_settled(runtime.gateway, WAIT)
                 report = await build_report(ami, bot)
                 report.update(await media.media_report())
+                report.update(await control.control_report())
                 report["sandbox"] = {
                     "emails": len(smtp.messages),
                     "sms": len(smsc.messages),
@@ -211,6 +215,7 @@ def report_ok(report: dict[str, Any]) -> bool:
     missed = {c["subscriber"] for c in report["calls"] if c["outcome"] == "abandoned"}
     told = [d for d in report["deliveries"] if d["kind"] == "missed_call"]
     problems = channels.check_channels(report) + media.check_media(report)
+    problems += control.check_control(report)
     if sorted(d["subscriber"] for d in told) != sorted(missed) or any(
         (d["channel"], d["status"]) != ("telegram", "sent") for d in told
     ):
