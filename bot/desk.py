@@ -161,6 +161,8 @@ class CommandDesk:
                         audit.REFUSED
                     )
                 await self._control.set_scenario(s, scenario, until)
+                if scenario is Scenario.FORWARD:
+                    await self._control.redirect_ringing(s)  # the call ringing now, too
                 label = tr(lang, SCENARIO_NAMES[scenario])
                 if until is None:
                     return tr(lang, "Calls: {scenario}.", scenario=label), audit.DONE

@@ -7,11 +7,12 @@ scenario/<ddi>, forward/<ddi>, mailbox/<ddi> (ringtime/ and fallback/ are the op
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Protocol
 
 from models.db import Call, Ddi, Subscriber
-from models.events import Scenario
+from models.events import CallSnapshot, Scenario
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,11 @@ class NoMobileNumber(ValueError):
 
 
 class Control:
-    def __init__(self, ami: ActionSender) -> None:
+    def __init__(
+        self, ami: ActionSender, ringing: Callable[[], Iterable[CallSnapshot]] = tuple
+    ) -> None:
         self._ami = ami
+        self._ringing = ringing  # the tracker's calls in progress
 
     async def _db_put(self, key: str, value: str) -> None:
         await self._ami.send_action(
@@ -77,6 +81,30 @@ class Control:
             reverted += 1
         return reverted
 
+    async def redirect_ringing(self, subscriber: Subscriber) -> int:
+        """Move the subscriber's calls that are ringing right now to its mobile (Redirect
+        of the caller's channel to the callback context, which dials the number)."""
+        if not subscriber.forward_number:
+            return 0
+        lines = set(await Ddi.filter(subscriber=subscriber).values_list("number", flat=True))
+        moved = 0
+        for call in list(self._ringing()):
+            waiting = not call.ended and call.answered_at is None and call.caller_channel
+            if waiting and call.ddi in lines:
+                await self._ami.send_action(
+                    {
+                        "Action": "Redirect",
+                        "Channel": call.caller_channel,
+                        "Context": CALLBACK_CONTEXT,
+                        "Exten": subscriber.forward_number,
+                        "Priority": "1",
+                    }
+                )
+                moved += 1
+        if moved:
+            log.info("subscriber %s: %d ringing call(s) moved to mobile", subscriber.id, moved)
+        return moved
+
     async def forward_to_mobile(self, subscriber: Subscriber) -> str:
         """Forward the subscriber's lines to its mobile; returns the number used."""
         if not subscriber.forward_number:
@@ -86,6 +114,7 @@ class Control:
             subscriber
         )  # the PBX first: if it fails, the DB still tells the truth
         await subscriber.save(update_fields=["scenario"])
+        await self.redirect_ringing(subscriber)
         log.info("subscriber %s: calls forwarded to mobile", subscriber.id)
         return subscriber.forward_number
 

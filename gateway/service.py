@@ -66,7 +66,7 @@ class Gateway:
             wanted_events=self.translator.event_names,
             on_connected=self._on_ami_connected,
         )
-        self.control = Control(self.ami)
+        self.control = Control(self.ami, ringing=lambda: self.tracker.calls.values())
         self.faxes = FaxDesk(self.notices, settings.locale.default_region)
         self.web = build_app(self.health, self.on_report, settings.fax, self.faxes.on_fax)
         self._runner: web.AppRunner | None = None

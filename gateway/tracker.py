@@ -81,6 +81,7 @@ class CallTracker:
     def _on_channel_opened(self, call: CallSnapshot, e: ChannelOpened) -> None:
         call.channels.add(e.uniqueid)
         if e.uniqueid == call.linkedid:
+            call.caller_channel = e.channel
             call.ddi = call.ddi or e.exten  # until our dialplan names the DDI
             self._set_caller(call, e.caller_number, e.caller_name)
 

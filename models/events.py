@@ -152,6 +152,7 @@ class CallSnapshot:
     fell_back: bool = False
     voicemail_left: bool = False
     channels: set[str] = field(default_factory=set)
+    caller_channel: str = ""  # the caller's own channel: what a Redirect moves
 
     @property
     def ended(self) -> bool:

@@ -279,3 +279,23 @@ async def test_command_menus_are_published_in_every_language(stack: Stack) -> No
     greek = {c["command"]: c["description"] for c in menus["el"]}
     assert greek["scenario"] == "Επιλέξτε πώς απαντώνται οι κλήσεις"
     assert [c["command"] for c in menus["zh"]] == ["scenario", "status", "diary", "calls", "help"]
+
+
+async def test_forward_from_telegram_moves_the_call_ringing_now(stack: Stack) -> None:
+    frames = stack.calls.missed(ddi=DDI, caller_num="+302101234567", caller_name="Άρης")
+    ringing = next(i for i, f in enumerate(frames) if f.get("Event") == "HangupRequest")
+    seen = asyncio.Event()
+
+    def observe(snap: CallSnapshot) -> None:
+        # Our dialplan has named the DDI and the queue is ringing the agents.
+        if snap.linkedid == frames[0]["Linkedid"] and snap.ddi == DDI and snap.caller_channel:
+            seen.set()
+
+    stack.runtime.gateway.observers.append(observe)
+    await stack.ami.play(frames[:ringing], chunk_sizes=[64])  # agents ringing, nobody answered
+    await asyncio.wait_for(seen.wait(), WAIT)
+    stack.bot.inject_message(CHAT, "προώθηση", language_code="el")
+    redirect = await stack.ami.wait_action("Redirect", timeout=WAIT)
+    assert redirect["Channel"] == frames[0]["Channel"]
+    assert (redirect["Context"], redirect["Exten"]) == ("frontdesk-callback", "+306944000001")
+    assert stack.ami.astdb[f"frontdesk/scenario/{DDI}"] == "forward"
