@@ -78,29 +78,36 @@ class CommandDesk:
         return await self._run(actor, command, text, now)
 
     async def on_inbound(self, message: InboundMessage) -> None:
-        """The gateway's inbound hook: SMS now (email replies later)."""
-        if message.channel == "sms":
-            await self.from_sms(message, datetime.now(UTC))
+        """The gateway's inbound hook: an SMS or an email reply (already stored)."""
+        if message.channel in ("sms", "email"):
+            await self.from_text(message, datetime.now(UTC))
 
-    async def from_sms(self, message: InboundMessage, now: datetime) -> None:
-        """An MO SMS (already stored): answer it by SMS, through the outbox."""
-        subscriber = await Subscriber.get_or_none(forward_number=message.sender)
+    async def from_text(self, message: InboundMessage, now: datetime) -> None:
+        """Answer on the channel it came by, through the outbox. Both channels prove the
+        sender the same way: the registered mobile or email, plus the PIN."""
+        if message.channel == "email":
+            subscriber = await Subscriber.get_or_none(email=message.sender)
+        else:
+            subscriber = await Subscriber.get_or_none(forward_number=message.sender)
         lang = subscriber.language if subscriber else "en"
-        actor = Actor("sms", message.sender, subscriber, lang)
-        reply = await self._sms(actor, message.text, now)
-        await self._notices.reply("sms", message.sender, reply, subscriber)
+        actor = Actor(message.channel, message.sender, subscriber, lang)
+        reply = await self._with_pin(actor, message.text, now)
+        subject = tr(lang, "Frontdesk") if message.channel == "email" else ""
+        await self._notices.reply(message.channel, message.sender, reply, subscriber, subject)
 
-    async def _sms(self, actor: Actor, text: str, now: datetime) -> str:
+    async def _with_pin(self, actor: Actor, text: str, now: datetime) -> str:
         subscriber = actor.subscriber
         if subscriber is None:
             # Nothing about any subscriber: not whether the number is known, nor whose.
-            await audit.record("sms", actor.address, None, cmd.redact(text), audit.REFUSED)
+            await audit.record(actor.channel, actor.address, None, cmd.redact(text), audit.REFUSED)
             return tr("en", "This number cannot control any line.")
         command = cmd.parse(text, actor.lang, subscriber.timezone, now)
         outcome = await check_pin(subscriber, command.pin, now)
         if outcome != PinCheck.OK:
             result = audit.LOCKED if outcome == PinCheck.LOCKED else audit.REFUSED
-            await audit.record("sms", actor.address, subscriber, cmd.redact(text), result, outcome)
+            await audit.record(
+                actor.channel, actor.address, subscriber, cmd.redact(text), result, outcome
+            )
             if outcome == PinCheck.WRONG and subscriber.sms_locked_until is not None:
                 await self._tell_locked(subscriber)
             return self._pin_answer(actor.lang, outcome)

@@ -297,7 +297,12 @@ class Notices:
     # -- answering -----------------------------------------------------------------------
 
     async def reply(
-        self, channel: str, address: str, text: str, subscriber: Subscriber | None
+        self,
+        channel: str,
+        address: str,
+        text: str,
+        subscriber: Subscriber | None,
+        subject: str = "",
     ) -> None:
         """An answer to a command, on the channel it came from, through the outbox."""
         await Delivery.create(
@@ -307,6 +312,7 @@ class Notices:
             address=address,
             subscriber=subscriber,
             text=text,
+            subject=subject,
             status=DeliveryStatus.PENDING,
             next_attempt_at=self._clock(),
         )

@@ -20,6 +20,7 @@ from gateway.ami_wire import Frame
 from gateway.control import Control
 from gateway.faxes import FaxDesk
 from gateway.inbound import InboundDesk
+from gateway.mail_in import MailIn
 from gateway.notices import Notices
 from gateway.outbox import Outbox
 from gateway.receipts import Receipts
@@ -68,6 +69,7 @@ class Gateway:
         )
         self.control = Control(self.ami, ringing=lambda: self.tracker.calls.values())
         self.faxes = FaxDesk(self.notices, settings.locale.default_region)
+        self.mail_in = MailIn(settings.mail_in, self.on_inbound)
         self.web = build_app(self.health, self.on_report, settings.fax, self.faxes.on_fax)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -170,6 +172,7 @@ class Gateway:
             asyncio.create_task(self.outbox.run(), name="outbox"),
             asyncio.create_task(self._expire_forever(), name="expire"),
         ]
+        await self.mail_in.start()
         await self.ami.start()
         log.info("gateway up: http on %s:%s", self.settings.http.host, self.http_port)
 
@@ -185,6 +188,7 @@ class Gateway:
             if task.get_name() != "outbox":
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.mail_in.stop()
         await self.voicemail.stop()
         if self.voicemail.enabled:
             await self.transcriber.stop()

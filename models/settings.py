@@ -185,6 +185,15 @@ class FaxSettings:
 
 
 @dataclass(frozen=True)
+class MailInSettings:
+    # Replies to our emails (smtp.reply_to's domain has its MX here). Empty host: off.
+    host: str = ""
+    port: int = 2525
+    # Largest message accepted, bytes (replies are text; attachments are not read).
+    max_bytes: int = 1_000_000
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
@@ -200,6 +209,7 @@ class Settings:
     voicemail: VoicemailSettings = field(default_factory=VoicemailSettings)
     transcription: TranscriptionSettings = field(default_factory=TranscriptionSettings)
     fax: FaxSettings = field(default_factory=FaxSettings)
+    mail_in: MailInSettings = field(default_factory=MailInSettings)
 
     def redacted(self) -> dict[str, dict[str, Any]]:
         """A view safe to log: secrets and tokens replaced."""

@@ -90,6 +90,7 @@ async def peers(tmp_path: Path) -> AsyncIterator[Peers]:
             response_timeout=2.0,
         )
         s = with_section(s, "mms", url=mmsc.url, vasp_id="v", vas_id="fd")
+        s = with_section(s, "mail_in", host="127.0.0.1", port=0)
         await migrate(s.database.url)
         runtime = Runtime(s)
         await runtime.start()

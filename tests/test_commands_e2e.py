@@ -7,14 +7,16 @@ sink, SMSC and MMSC); the subscriber's mobile is registered and has an SMS PIN.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
+import aiosmtplib
 from icalendar import Calendar
 
 from gateway import admin
 from models.db import AuditEntry, Subscriber
 from models.events import Scenario
-from tests.test_channels_e2e import CHAT, MOBILE, WAIT, Peers
+from tests.test_channels_e2e import CHAT, EMAIL, MOBILE, WAIT, Peers
 from tests.test_channels_e2e import peers as peers  # the fixture
 
 PIN = "4821"
@@ -104,3 +106,22 @@ async def test_telegram_text_acts_only_on_the_chats_own_lines(peers: Peers) -> N
     theirs = await Subscriber.get(id=other.subscriber.id)
     assert mine.forward_number == "+306944000555"
     assert theirs.forward_number == "+306944000777"  # untouched: no command names another line
+
+
+async def test_a_reply_to_our_email_runs_the_same_grammar(peers: Peers) -> None:
+    await admin.set_contact_points(peers.subscriber_id, pin=PIN)
+    reply = EmailMessage()
+    reply["From"] = f"Γραφείο <{EMAIL}>"
+    reply["To"] = "replies@frontdesk.example"
+    reply["Subject"] = "Re: Φωνητικό μήνυμα"
+    reply.set_content(f"{PIN} κλειστό μέχρι 18:00\n\n> Φωνητικό μήνυμα για Γραφείο ...\n")
+    port = peers.runtime.gateway.mail_in.port
+    assert port is not None
+    await aiosmtplib.send(reply, hostname="127.0.0.1", port=port)
+    [answer] = await peers.smtp.wait_messages(1, timeout=WAIT)
+    assert answer.rcpt_tos == (EMAIL,)
+    text = answer.message.get_body(("plain",)).get_content()
+    assert text.startswith("Κλήσεις: Κλειστό, έως")
+    assert (await Subscriber.get(id=peers.subscriber_id)).scenario is Scenario.CLOSED
+    [entry] = await AuditEntry.filter(channel="email")
+    assert (entry.actor, entry.result) == (EMAIL, "done") and PIN not in entry.command
