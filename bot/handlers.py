@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from telegram import CallbackQuery, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -19,10 +20,11 @@ from telegram.ext import (
 
 from bot.desk import CommandDesk
 from bot.menus import SCENARIO_LABELS, scenario_keyboard
-from gateway import audit
+from gateway import audit, diary
 from gateway.admin import AdminError, link_chat
 from gateway.ami import AmiActionError, AmiUnavailable
 from gateway.control import Control, NoMobileNumber
+from gateway.messages import local_time
 from gateway.notices import Notices
 from locales import LANGUAGES, tr
 from models.db import Call, Notification, User
@@ -92,8 +94,13 @@ def make_callback_dispatcher(
         if data.startswith("scn:"):
             await _switch_scenario(control, user, data, lang, query)
             return
-        answer = await _run_action(control, notices, user, data, lang)
+        if data.startswith(("book:", "bk:")):
+            await _book_from_button(user, data, lang, query)
+            return
+        answer, done = await _run_action(control, notices, user, data, lang)
         await query.answer(answer)
+        if done:
+            await _confirm_in_place(query, answer)
 
     return dispatch
 
@@ -106,26 +113,87 @@ async def _acknowledge(notices: Notices, user: User | None, arg: str, lang: str)
     return tr(lang, "Noted.")
 
 
+async def _confirm_in_place(query: CallbackQuery, line: str) -> None:
+    """Confirmations edit the message the button is on, instead of piling up new ones."""
+    message = query.message
+    text = getattr(message, "text", None) or getattr(message, "caption", None)
+    if not text or line in text:
+        return
+    markup = getattr(message, "reply_markup", None)
+    try:
+        if getattr(message, "text", None):
+            await query.edit_message_text(f"{text}\n\n✓ {line}", reply_markup=markup)
+        else:
+            await query.edit_message_caption(f"{text}\n\n✓ {line}", reply_markup=markup)
+    except TelegramError as exc:  # too old to edit, or edited meanwhile: the toast stands
+        log.info("could not edit the message in place: %s", exc)
+
+
+async def _book_from_button(user: User | None, data: str, lang: str, query: CallbackQuery) -> None:
+    """ "Book a time": the message grows the nearest free slots; one tap books the caller."""
+    kind, _, rest = data.partition(":")
+    call_id, _, epoch = rest.partition(":")
+    call = await Call.get_or_none(id=int(call_id)) if call_id.isdigit() else None
+    chat = str(query.message.chat.id) if query.message else "?"
+    subscriber = user.subscriber if user else None
+    if subscriber is None or call is None or call.subscriber_id != subscriber.id:  # type: ignore[attr-defined]
+        await audit.record("telegram", chat, None, data, audit.REFUSED, "not this chat's call")
+        await query.answer(tr(lang, "This button is not for you."))
+        return
+    now = datetime.now(UTC)
+    if kind == "book":
+        slots = await diary.free_slots(subscriber, now, now=now)
+        rows = [
+            [
+                InlineKeyboardButton(
+                    local_time(lang, subscriber.timezone, t),
+                    callback_data=f"bk:{call.id}:{int(t.timestamp())}",
+                )
+            ]
+            for t in slots
+        ]
+        markup = getattr(query.message, "reply_markup", None)
+        kept = list(markup.inline_keyboard) if markup else []
+        await query.answer(tr(lang, "Book a time"))
+        await query.edit_message_reply_markup(InlineKeyboardMarkup([*kept[:2], *rows]))
+        return
+    start = datetime.fromtimestamp(int(epoch), UTC) if epoch.isdigit() else now
+    name = call.caller_name or call.caller_number or "?"
+    try:
+        appointment = await diary.book(subscriber, start, name, call.caller_number, now=now)
+    except (diary.Overlap, diary.DiaryError):
+        await audit.record("telegram", chat, subscriber, data, audit.REFUSED, "slot gone")
+        await query.answer(tr(lang, "That time is taken. Free: {slots}", slots="…"))
+        return
+    await audit.record("telegram", chat, subscriber, data, audit.DONE)
+    when = local_time(lang, subscriber.timezone, appointment.starts_at)
+    line = tr(lang, "Booked: {name}, {time}.", name=appointment.name, time=when)
+    await query.answer(line)
+    await _confirm_in_place(query, line)
+
+
 async def _run_action(
     control: Control, notices: Notices, user: User | None, data: str, lang: str
-) -> str:
+) -> tuple[str, bool]:
+    """The answer, and whether the action was carried out."""
     name, _, arg = data.partition(":")
     if name == "ack":
-        return await _acknowledge(notices, user, arg, lang)
+        return await _acknowledge(notices, user, arg, lang), True
     action = ACTIONS.get(name)
     call = await Call.get_or_none(id=int(arg)) if arg.isdigit() else None
     # Buttons act only on the chat's own subscriber: forged data gets the same refusal.
     if action is None or user is None or call is None or call.subscriber_id != user.subscriber_id:  # type: ignore[attr-defined]
-        return tr(lang, "This button is not for you.")
+        return tr(lang, "This button is not for you."), False
     # Acting on the call shows the subscriber saw its notification: stop escalating it.
     await notices.acknowledge(call_id=call.id)
     try:
-        return await action(control, user, call, lang)
+        return await action(control, user, call, lang), True
     except NoMobileNumber:
-        return tr(lang, "No mobile number on file; ask the operator to add one.")
+        return tr(lang, "No mobile number on file; ask the operator to add one."), False
     except (AmiUnavailable, AmiActionError) as exc:
         log.warning("button %s failed: %s", name, exc)
-        return tr(lang, "The phone system is not reachable right now; try again in a minute.")
+        unreachable = "The phone system is not reachable right now; try again in a minute."
+        return tr(lang, unreachable), False
 
 
 async def scenario_menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

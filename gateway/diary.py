@@ -270,3 +270,20 @@ def ics_invite(
         event.add("organizer", f"mailto:{organizer_email}", parameters={"cn": subscriber.name})
     calendar.add_component(event)
     return calendar.to_ical()
+
+
+async def free_slots(
+    subscriber: Subscriber,
+    near: datetime,
+    *,
+    now: datetime | None = None,
+    length: timedelta = DEFAULT_LENGTH,
+    limit: int = FREE_SLOTS,
+) -> list[datetime]:
+    """The nearest free starts from `near` on (a "book a time" button offers these)."""
+    zone = ZoneInfo(subscriber.timezone)
+    current = _now(now)
+    since = _local(near.astimezone(zone).date(), time(0), zone)
+    busy = await _busy(subscriber, since, since + timedelta(days=SEARCH_DAYS + 1))
+    intervals = [(a.starts_at, a.ends_at) for a in busy]
+    return _free_slots(max(near, current), length, intervals, zone, current, limit)

@@ -59,7 +59,7 @@ def call_buttons(lang: str, call_id: int, can_call_back: bool) -> list[list[Butt
     row = [Button(tr(lang, "Forward calls to me"), f"fwdme:{call_id}")]
     if can_call_back:
         row.insert(0, Button(tr(lang, "Call back"), f"callback:{call_id}"))
-    return [row]
+    return [row, [Button(tr(lang, "Book a time"), f"book:{call_id}")]]
 
 
 def render(

@@ -17,7 +17,7 @@ import pytest
 from bot.runtime import Runtime
 from gateway import admin
 from models.database import migrate
-from models.db import AuditEntry, Delivery, DeliveryStatus, Subscriber
+from models.db import Appointment, AuditEntry, Delivery, DeliveryStatus, Subscriber
 from models.db import Call as CallRow
 from models.events import CallSnapshot, Scenario
 from models.settings import load_settings, with_section
@@ -299,3 +299,26 @@ async def test_forward_from_telegram_moves_the_call_ringing_now(stack: Stack) ->
     assert redirect["Channel"] == frames[0]["Channel"]
     assert (redirect["Context"], redirect["Exten"]) == ("frontdesk-callback", "+306944000001")
     assert stack.ami.astdb[f"frontdesk/scenario/{DDI}"] == "forward"
+
+
+async def test_book_a_time_button_offers_free_slots_and_books_the_caller(stack: Stack) -> None:
+    frames = stack.calls.missed(ddi=DDI, caller_num="+302101234567", caller_name="Ρένα")
+    await stack.play_and_route(frames, chunk=[64])
+    sent = await stack.bot.wait_for(_missed_message, timeout=WAIT)
+    book = sent.params["reply_markup"]["inline_keyboard"][1][0]
+    assert book["text"] == "Κλείστε ραντεβού"
+    message_id = sent.result["message_id"]
+    await _tap(stack, book["callback_data"], message_id)
+    grown = await stack.bot.wait_for(
+        lambda c: c.method == "editMessageReplyMarkup" and c.ok, timeout=WAIT
+    )
+    slots = grown.params["reply_markup"]["inline_keyboard"][2:]
+    assert len(slots) == 3 and all(s[0]["callback_data"].startswith("bk:") for s in slots)
+
+    answer = await _tap(stack, slots[0][0]["callback_data"], message_id)
+    assert answer.startswith("Κλείστηκε: Ρένα")
+    edited = await stack.bot.wait_for(lambda c: c.method == "editMessageText", timeout=WAIT)
+    assert edited.params["text"].endswith(f"✓ {answer}")  # the same message, confirmed
+    [appointment] = await Appointment.all()
+    chosen = int(slots[0][0]["callback_data"].rsplit(":", 1)[1])
+    assert int(appointment.starts_at.timestamp()) == chosen and appointment.name == "Ρένα"
