@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from bot import commands as cmd
+from bot.menus import SCENARIO_LABELS
 from gateway import audit, diary
 from gateway.ami import AmiActionError, AmiUnavailable
 from gateway.attachments import inline
@@ -23,7 +24,7 @@ from gateway.control import Control, NoMobileNumber
 from gateway.messages import caller_label, local_time
 from gateway.notices import NewNotification, Notices
 from gateway.pins import PinCheck, check_pin
-from locales import LANGUAGES, tr
+from locales import LANGUAGES, N_, tr
 from models.db import (
     Appointment,
     Call,
@@ -41,13 +42,8 @@ log = logging.getLogger(__name__)
 
 # charset: a text/* part without one reads as ASCII; method: what the invite is.
 ICS_TYPE = "text/calendar; charset=utf-8; method=PUBLISH"
-UNREACHABLE = "The phone system is not reachable right now; try again in a minute."
-SCENARIO_NAMES = {
-    Scenario.AGENT: "Our secretary answers",
-    Scenario.VOICEMAIL: "Voicemail",
-    Scenario.FORWARD: "Forward to my mobile",
-    Scenario.CLOSED: "Closed",
-}
+UNREACHABLE = N_("The phone system is not reachable right now; try again in a minute.")
+SCENARIO_NAMES = SCENARIO_LABELS
 
 
 @dataclass(frozen=True)

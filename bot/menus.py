@@ -8,23 +8,23 @@ import logging
 from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
-from locales import LANGUAGES, tr
+from locales import LANGUAGES, N_, tr
 from models.events import Scenario
 
 log = logging.getLogger(__name__)
 
 MENU = (
-    ("scenario", "Choose how calls are answered"),
-    ("status", "Your lines: scenario, forwarding, today's calls"),
-    ("diary", "Today's appointments"),
-    ("calls", "Today's calls, voicemails and faxes"),
-    ("help", "What you can write to me"),
+    ("scenario", N_("Choose how calls are answered")),
+    ("status", N_("Your lines: scenario, forwarding, today's calls")),
+    ("diary", N_("Today's appointments")),
+    ("calls", N_("Today's calls, voicemails and faxes")),
+    ("help", N_("What you can write to me")),
 )
 SCENARIO_LABELS = {
-    Scenario.AGENT: "Our secretary answers",
-    Scenario.VOICEMAIL: "Voicemail",
-    Scenario.FORWARD: "Forward to my mobile",
-    Scenario.CLOSED: "Closed",
+    Scenario.AGENT: N_("Our secretary answers"),
+    Scenario.VOICEMAIL: N_("Voicemail"),
+    Scenario.FORWARD: N_("Forward to my mobile"),
+    Scenario.CLOSED: N_("Closed"),
 }
 
 

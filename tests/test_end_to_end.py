@@ -217,9 +217,19 @@ async def test_forged_button_data_is_refused_and_does_nothing(stack: Stack) -> N
     frames = stack.calls.missed(ddi="2100077", caller_num="+302101234567", caller_name="X")
     await stack.play_and_route(frames, chunk=[64])
     foreign = await CallRow.get(subscriber_id=other.subscriber.id)
-    for data in (f"callback:{foreign.id}", f"fwdme:{foreign.id}", "callback:999999", "rm -rf:1"):
+    forged = (
+        f"callback:{foreign.id}",
+        f"fwdme:{foreign.id}",
+        f"book:{foreign.id}",
+        f"bk:{foreign.id}:1795400000",
+        "scn:closed; DROP",
+        "callback:999999",
+        "rm -rf:1",
+    )
+    for data in forged:
         assert await _tap(stack, data) == "Αυτό το κουμπί δεν είναι για εσάς."
     assert [a for a in stack.ami.actions if a.get("Action") in ("Originate", "DBPut")] == []
+    assert await Appointment.all().count() == 0
 
 
 async def test_a_429_waits_retry_after_then_succeeds(stack: Stack) -> None:

@@ -16,7 +16,7 @@ SOURCES = [p for d in ("bot", "gateway", "notifiers", "models") for p in (ROOT /
 
 
 def used_msgids() -> set[str]:
-    """String literals passed as the msgid (2nd argument) of tr(lang, msgid, ...)."""
+    """String literals passed as the msgid of tr(lang, msgid, ...) or marked N_(msgid)."""
     found = set()
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text("utf-8"))):
@@ -28,6 +28,14 @@ def used_msgids() -> set[str]:
                 and isinstance(node.args[1], ast.Constant)
             ):
                 found.add(node.args[1].value)
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "N_"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                found.add(node.args[0].value)
     return found
 
 
