@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
+
+from sandbox.lifecycle import Served
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"  # the AMI version, not Asterisk's
 AMI_VERSION = "11.0.0"
@@ -223,7 +224,7 @@ class _Session:
 Handler = Callable[[_Session, Action], bytes]
 
 
-class AmiServer:
+class AmiServer(Served):
     """An AMI server on 127.0.0.1 for tests and the demo; see the module docstring."""
 
     def __init__(
@@ -294,18 +295,6 @@ class AmiServer:
             job.cancel()
         await asyncio.gather(*self._jobs, return_exceptions=True)
         await server.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def drop_clients(self) -> None:
         """Close every connection, as a crashing or restarting Asterisk does."""

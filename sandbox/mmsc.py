@@ -31,14 +31,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 from xml.sax.saxutils import escape
 
 import aiohttp
 from aiohttp import web
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
+
+from sandbox.lifecycle import Served
 
 __all__ = ["ContentPart", "MmscServer", "ReportExchange", "Submission", "SubmitFault"]
 
@@ -122,7 +123,7 @@ class _Refused(Exception):
         self.response = response
 
 
-class MmscServer:
+class MmscServer(Served):
     def __init__(
         self,
         username: str | None = None,
@@ -185,18 +186,6 @@ class MmscServer:
         if self._client is not None:
             await self._client.close()
             self._client = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- test controls ---------------------------------------------------------------------
 

@@ -20,8 +20,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
+
+from sandbox.lifecycle import Served
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +348,7 @@ class _Session:
 # -- the server ----------------------------------------------------------------------------
 
 
-class SmscServer:
+class SmscServer(Served):
     """An SMSC on 127.0.0.1 for tests, the demo and benchmarks; see the module docstring."""
 
     def __init__(
@@ -429,18 +430,6 @@ class SmscServer:
             job.cancel()
         await asyncio.gather(*self._jobs, return_exceptions=True)
         await server.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def drop_link(self) -> None:
         """Close every connection at once, without unbind (a crash, a cut cable)."""

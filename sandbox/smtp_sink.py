@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from sandbox.lifecycle import Served
 
 __all__ = ["ReceivedMessage", "SmtpSink", "TlsMode"]
 
@@ -163,7 +164,7 @@ class _Handler:
         return f"250 2.0.0 OK: queued as {len(sink.messages)}"
 
 
-class SmtpSink:
+class SmtpSink(Served):
     """An SMTP relay on loopback for one test; use as ``async with SmtpSink() as sink``."""
 
     host = LOOPBACK
@@ -233,18 +234,6 @@ class SmtpSink:
         if self._workdir is not None:
             await asyncio.to_thread(shutil.rmtree, self._workdir, True)
             self._workdir = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- faults ----------------------------------------------------------------------------
 

@@ -26,10 +26,11 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from sandbox.lifecycle import Served
 
 __all__ = ["BotApiServer", "Call", "StoredFile"]
 
@@ -158,7 +159,7 @@ class _Signal:
 Handler = Callable[[Call], Awaitable[Any]]
 
 
-class BotApiServer:
+class BotApiServer(Served):
     def __init__(
         self,
         token: str,
@@ -244,18 +245,6 @@ class BotApiServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def port(self) -> int:
