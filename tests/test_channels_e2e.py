@@ -14,12 +14,13 @@ from bot.runtime import Runtime
 from gateway import admin
 from models.database import migrate
 from models.db import Delivery, DeliveryStatus, InboundMessage, Notification, Urgency
-from models.settings import load_settings, with_section
+from models.settings import with_section
 from sandbox.ami_server import AmiServer
 from sandbox.mmsc import MmscServer
 from sandbox.smsc import SmscServer
 from sandbox.smtp_sink import SmtpSink
 from sandbox.telegram_api import BotApiServer
+from tests.stack import sandbox_settings
 
 TOKEN = "123456:CHANNELS-token"
 CHAT = 5150
@@ -63,19 +64,8 @@ async def peers(tmp_path: Path) -> AsyncIterator[Peers]:
         SmscServer(system_id="fd", password="pw") as smsc,
         MmscServer() as mmsc,
     ):
-        s = load_settings(None, environ={})
-        s = with_section(s, "database", url=f"sqlite://{tmp_path / 'channels.sqlite3'}")
-        s = with_section(s, "ami", port=ami.port, secret="s")
-        s = with_section(
-            s,
-            "telegram",
-            token=TOKEN,
-            base_url=bot.base_url,
-            base_file_url=bot.base_file_url,
-            poll_timeout=1.0,
-        )
-        s = with_section(s, "http", port=0)
-        s = with_section(s, "outbox", idle_poll=0.1, retry_initial=0.2, retry_max=1.0)
+        s = sandbox_settings(tmp_path / "channels.sqlite3", ami, bot, TOKEN)
+        s = with_section(s, "outbox", retry_initial=0.2, retry_max=1.0)
         s = with_section(s, "smtp", host=smtp.host, port=smtp.port, security="none")
         s = with_section(
             s,

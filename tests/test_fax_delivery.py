@@ -22,10 +22,11 @@ from bot.runtime import Runtime
 from gateway import admin
 from models.database import migrate
 from models.db import Role, Urgency, User
-from models.settings import load_settings, with_section
+from models.settings import with_section
 from sandbox.ami_server import AmiServer
 from sandbox.smtp_sink import SmtpSink
 from sandbox.telegram_api import BotApiServer
+from tests.stack import sandbox_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "deploy" / "hylafax" / "faxrcvd-frontdesk"
@@ -74,15 +75,7 @@ def page_count(pdf: bytes) -> int:
 @pytest.fixture
 async def office(tmp_path: Path) -> AsyncIterator[Office]:
     async with AmiServer(secret="s") as ami, BotApiServer(TOKEN) as bot, SmtpSink() as smtp:
-        s = load_settings(None, environ={})
-        s = with_section(s, "database", url=f"sqlite://{tmp_path / 'fax.sqlite3'}")
-        s = with_section(s, "ami", port=ami.port, secret="s")
-        s = with_section(
-            s, "telegram", token=TOKEN, base_url=bot.base_url, base_file_url=bot.base_file_url
-        )
-        s = with_section(s, "telegram", poll_timeout=1.0)
-        s = with_section(s, "http", port=0)
-        s = with_section(s, "outbox", idle_poll=0.1)
+        s = sandbox_settings(tmp_path / "fax.sqlite3", ami, bot, TOKEN)
         s = with_section(s, "smtp", host=smtp.host, port=smtp.port, security="none")
         s = with_section(s, "fax", secret=SECRET, archive=str(tmp_path / "archive"))
         await migrate(s.database.url)

@@ -23,10 +23,11 @@ from gateway import admin
 from gateway.voicemail import parse_callerid, read_spool
 from models.database import migrate
 from models.db import Urgency
-from models.settings import Settings, load_settings, with_section
+from models.settings import Settings, with_section
 from sandbox.ami_server import AmiServer, encode_frame
 from sandbox.smtp_sink import SmtpSink
 from sandbox.telegram_api import BotApiServer, Call
+from tests.stack import sandbox_settings
 
 TOKEN = "123456:VOICEMAIL-token"
 CHAT = 6060
@@ -69,15 +70,7 @@ def leave_message(
 async def service(
     tmp: Path, ami: AmiServer, bot: BotApiServer, smtp: SmtpSink, engine: str
 ) -> AsyncIterator[Runtime]:
-    s = load_settings(None, environ={})
-    s = with_section(s, "database", url=f"sqlite://{tmp / 'vm.sqlite3'}")
-    s = with_section(s, "ami", port=ami.port, secret="s")
-    s = with_section(
-        s, "telegram", token=TOKEN, base_url=bot.base_url, base_file_url=bot.base_file_url
-    )
-    s = with_section(s, "telegram", poll_timeout=1.0)
-    s = with_section(s, "http", port=0)
-    s = with_section(s, "outbox", idle_poll=0.1)
+    s = sandbox_settings(tmp / "vm.sqlite3", ami, bot, TOKEN)
     s = with_section(s, "smtp", host=smtp.host, port=smtp.port, security="none")
     s = with_section(s, "routing", default_channels="telegram,email")
     s = with_section(s, "voicemail", spool=str(tmp / "spool"), archive=str(tmp / "archive"))
