@@ -350,14 +350,6 @@ class AmiServer(Served):
     async def wait_logged_in(self, count: int = 1, timeout: float = 5.0) -> None:
         await self._wait_for(lambda: self.logged_in >= count, timeout)
 
-    async def _wait_for(self, predicate: Callable[[], _T], limit: float) -> _T:
-        async with asyncio.timeout(limit), self._changed:
-            return await self._changed.wait_for(predicate)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
     # -- events out ------------------------------------------------------------------------
 
     async def push(

@@ -28,7 +28,6 @@ import re
 import secrets
 import urllib.parse
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -241,14 +240,6 @@ class MmscServer(Served):
 
     async def wait_requests(self, n: int = 1, timeout: float = 5.0) -> None:
         await self._wait_for(lambda: self.requests >= n, timeout)
-
-    async def _wait_for(self, predicate: Callable[[], _T], limit: float) -> _T:
-        async with asyncio.timeout(limit), self._changed:
-            return await self._changed.wait_for(predicate)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     # -- the MM7 endpoint ------------------------------------------------------------------
 

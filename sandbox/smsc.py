@@ -524,8 +524,7 @@ class SmscServer(Served):
 
     async def wait_until(self, condition: Callable[[], _T], timeout: float = 5.0) -> _T:
         """Wait until ``condition()`` holds; rechecked after every PDU and state change."""
-        async with asyncio.timeout(timeout), self._changed:
-            return await self._changed.wait_for(condition)
+        return await self._wait_for(condition, timeout)
 
     async def wait_bound(self, count: int = 1, timeout: float = 5.0) -> None:
         await self.wait_until(lambda: self.bound >= count, timeout)
@@ -543,10 +542,6 @@ class SmscServer(Served):
 
     async def wait_unbinds(self, count: int = 1, timeout: float = 5.0) -> None:
         await self.wait_until(lambda: self.unbinds >= count, timeout)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     def _notify_soon(self) -> None:
         job = asyncio.get_running_loop().create_task(self._notify())

@@ -287,8 +287,7 @@ class SmtpSink(Served):
     async def wait_until(self, predicate: Callable[[], object], timeout: float = 5.0) -> None:
         """Wait until `predicate()` holds; rechecked when a message is accepted or a session
         ends."""
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(predicate)
+        await self._wait_for(predicate, timeout)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -339,10 +338,6 @@ class SmtpSink(Served):
         task = asyncio.get_running_loop().create_task(self._notify())
         self._notifiers.add(task)
         task.add_done_callback(self._notifiers.discard)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     async def _record(self, server: SMTP, session: Session, envelope: Envelope) -> None:
         raw = envelope.original_content or b""
