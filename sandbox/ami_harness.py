@@ -90,6 +90,10 @@ class AmiHarness(Served):
 
         return await self._wait_for(found, timeout)
 
+    async def wait_until(self, condition: Callable[[], object], timeout: float = 30.0) -> None:
+        """Until condition() holds, rechecked on every event."""
+        await self._wait_for(lambda: condition() or None, timeout)
+
     async def call(
         self,
         ddi: str,
@@ -111,7 +115,9 @@ class AmiHarness(Served):
         }
         action = {
             "Action": "Originate",
-            "Channel": f"Local/{ddi}@test-inbound",
+            # One trunk for every DID, as a carrier delivers them: every call's channel
+            # is Local/trunk@test-inbound-<n>, so names repeat after a restart.
+            "Channel": "Local/trunk@test-inbound",
             "Context": "test-caller",
             "Exten": "s",
             "Priority": "1",

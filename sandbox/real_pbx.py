@@ -193,7 +193,7 @@ class PrivateAsterisk:
                 # The gateway's user, as deploy/asterisk/README.md recommends.
                 f"[{AMI_USER}]\nsecret = {c.ami_secret}\n"
                 "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
-                "read = call,user,system,agent\nwrite = system,call,originate,agent\n"
+                "read = call,user,system,agent\nwrite = system,call,originate\n"
                 "writetimeout = 1000\n"
                 "eventfilter = !Event: DeviceStateChange\neventfilter = !Event: CEL\n\n"
                 # The test harness: places calls, watches everything.

@@ -30,15 +30,27 @@ CAPTURES = Path(__file__).parent / "fixtures" / "asterisk"
 EXPECTED_EVENTS: dict[str, tuple[str, ...]] = {
     "FrontdeskCall": ("DDI", "Scenario", "Mailbox", "ForwardTo", "RingTime", "Linkedid"),
     "FrontdeskFallback": ("DDI", "DialStatus", "Mailbox", "Linkedid"),
-    "FrontdeskCallEnd": ("DDI", "Scenario", "DialStatus", "VMStatus", "Linkedid"),
+    "FrontdeskCallEnd": (
+        "DDI",
+        "Scenario",
+        "DialStatus",
+        "VMStatus",
+        "Answered",
+        "AnsweredBy",
+        "Linkedid",
+    ),
 }
+# Fields added since the captures were recorded (they stay interface: extended, not renamed).
+ADDED_FIELDS: dict[str, tuple[str, ...]] = {"FrontdeskCallEnd": ("Answered", "AnsweredBy")}
 FIELD_VALUES: dict[str, str] = {
     "DDI": "${DDI}",
     "Scenario": "${SCENARIO}",
     "Mailbox": "${MAILBOX}",
     "ForwardTo": "${FWD}",
-    "RingTime": "${RINGTIME}",
-    "DialStatus": "${DIALSTATUS}",
+    "RingTime": "${FD_RINGTIME}",
+    "DialStatus": "${FD_DIALSTATUS}",
+    "Answered": "${FD_ANSWERED}",
+    "AnsweredBy": "${FD_BY}",
     "VMStatus": "${VMSTATUS}",
     "Linkedid": "${CHANNEL(linkedid)}",
 }
@@ -48,6 +60,15 @@ SCENARIOS = ("agent", "voicemail", "forward", "closed")
 DEFAULT_SCENARIO = "agent"
 INBOUND = "frontdesk-inbound"
 CALLBACK = "frontdesk-callback"
+MOVED = "frontdesk-moved"  # where "Forward calls to me" Redirects a waiting caller
+HANGUP = "frontdesk-hangup"
+# Variables Dial() (and app_queue, app_voicemail) write on the caller's channel: a name of
+# ours among them would be overwritten by the first Dial.
+WRITTEN_BY_DIAL = frozenset(
+    f"{name}{suffix}"
+    for name in ("RINGTIME", "PROGRESSTIME", "ANSWEREDTIME", "DIALEDTIME")
+    for suffix in ("", "_MS")
+)
 GLOBAL_DEFAULTS = {
     "FRONTDESK_QUEUE": "frontdesk-agents",
     "FRONTDESK_TRUNK": "PJSIP/{NUMBER}@pstn",
@@ -427,7 +448,10 @@ def jumps(plan: Dialplan) -> list[Jump]:
 
 
 def concrete_extens(j: Jump) -> list[str]:
-    """The extensions a jump can name: ${EXTEN} is each sample DDI the caller matches."""
+    """The extensions a jump can name: ${EXTEN} is each sample DDI the caller matches;
+    ${DDI} (the filtered DID) is each sample DDI."""
+    if j.exten == "${DDI}":
+        return list(SAMPLE_DDIS)
     if "${EXTEN}" in j.exten:
         here = [d for d in SAMPLE_DDIS if matches(j.step.exten, d)]
         return [j.exten.replace("${EXTEN}", d) for d in here]
@@ -587,6 +611,7 @@ def test_include_parses_and_has_the_documented_contexts(plan: Dialplan) -> None:
     expected = {
         INBOUND,
         CALLBACK,
+        MOVED,
         "frontdesk-hangup",
         "frontdesk-dialstring",
         *(f"frontdesk-{s}" for s in SCENARIOS),
@@ -654,8 +679,8 @@ def test_subroutines_return_and_are_only_reached_by_gosub(plan: Dialplan) -> Non
     gosub_contexts = {j.context for j in all_jumps if j.kind == "gosub"}
     goto_contexts = {j.context for j in all_jumps if j.kind == "goto"}
     foreign = {j.context for j in all_jumps if j.kind == "goto" and j.context != j.step.context}
-    assert gosub_contexts == set(plan.contexts) - {INBOUND, CALLBACK}
-    assert goto_contexts <= gosub_contexts | {INBOUND}
+    assert gosub_contexts == set(plan.contexts) - {INBOUND, CALLBACK, MOVED}
+    assert goto_contexts <= gosub_contexts | {INBOUND, MOVED}
     assert foreign <= {INBOUND}, "a Goto into a subroutine would break its Return"
     for name in gosub_contexts:
         for ext in plan.contexts[name].extensions.values():
@@ -664,7 +689,7 @@ def test_subroutines_return_and_are_only_reached_by_gosub(plan: Dialplan) -> Non
 
 
 def test_entry_points_take_plain_and_plus_numbers(plan: Dialplan) -> None:
-    for name in (INBOUND, CALLBACK, *(f"frontdesk-{s}" for s in SCENARIOS)):
+    for name in (INBOUND, CALLBACK, MOVED, *(f"frontdesk-{s}" for s in SCENARIOS)):
         for ddi in (*SAMPLE_DDIS, "+447700900123"):
             assert plan.find_extension(name, ddi), (name, ddi)
         for special in ("h", "s", "i", "t"):
@@ -710,7 +735,7 @@ def test_agent_scenario_queues_for_the_ring_time_then_voicemail(plan: Dialplan) 
     queue = [s for s in agent.steps if s.app == "Queue"]
     assert len(queue) == 1
     args = split_top(queue[0].data, ",")
-    assert args[0] == "${FD_QUEUE}" and args[4] == "${RINGTIME}"
+    assert args[0] == "${FD_QUEUE}" and args[4] == "${FD_RINGTIME}"
     assert "r" in args[1]
     assert "c" not in args[1], "with c an answered call would come back and reach voicemail"
     apps = [s.app for s in agent.steps]
@@ -722,7 +747,7 @@ def test_forward_scenario_falls_back_to_agents_or_voicemail(plan: Dialplan) -> N
     fwd = plan.find_extension("frontdesk-forward", SAMPLE_DDIS[0])
     assert fwd is not None
     dial = [s for s in fwd.steps if s.app == "Dial"]
-    assert len(dial) == 1 and split_top(dial[0].data, ",") == ["${FD_DIAL}", "${RINGTIME}"]
+    assert len(dial) == 1 and split_top(dial[0].data, ",") == ["${FD_DIAL}", "${FD_RINGTIME}"]
     labels = fwd.labels()
     fallback = fwd.step_at(labels["fallback"])
     assert fallback is not None and fallback.app == "UserEvent"
@@ -774,6 +799,66 @@ def test_callback_dials_the_number_through_the_trunk(plan: Dialplan) -> None:
     assert [split_top(s.data, ",")[0] for s in cb.steps if s.app == "Dial"] == ["${FD_DIAL}"]
 
 
+def test_forward_calls_to_me_dials_the_mobile_then_voicemail(plan: Dialplan) -> None:
+    moved = plan.find_extension(MOVED, "+306912345678")
+    assert moved is not None
+    apps = [s.app for s in moved.steps]
+    assert apps.index("Dial") < apps.index("UserEvent") < apps.index("Gosub", apps.index("Dial"))
+    stage = [s.data for s in moved.steps if s.app == "Set" and s.data.startswith("FD_STAGE=")]
+    assert stage == ["FD_STAGE=moved", "FD_STAGE="], "the hangup handler must see the move"
+    [dial] = [s for s in moved.steps if s.app == "Dial"]
+    assert split_top(dial.data, ",") == ["${FD_DIAL}", "${FD_RINGTIME}"]
+    assert _gosub_context(moved.steps[-2]) == "frontdesk-voicemail"
+    handler = plan.find_extension(HANGUP, "s")
+    assert handler is not None
+    reported = [s.data for s in handler.steps if "Set(FD_ANSWERED=forward)" in s.data]
+    assert any('"${FD_STAGE}" = "moved"' in d for d in reported)
+
+
+def _reads(data: str) -> set[str]:
+    return set(_VARIABLE.findall(data))
+
+
+def misused_dial_variables(plan: Dialplan) -> list[str]:
+    """Names Dial() writes that the dialplan uses as its own, and DIALSTATUS read where a
+    later stage may have changed it: anywhere but the step right after a Dial() or the
+    hangup handler (which runs while the last stage is still the one that dialled)."""
+    found: list[str] = []
+    for context in plan.contexts.values():
+        for ext in context.extensions.values():
+            for index, step in enumerate(ext.steps):
+                after_dial = index > 0 and ext.steps[index - 1].app == "Dial"
+                for app, data in expanded(step):
+                    written = {assignment(data)[0]} if app == "Set" else set()
+                    for name in (_reads(data) | written) & WRITTEN_BY_DIAL:
+                        found.append(f"line {step.line}: {name}")
+                    if "DIALSTATUS" in written:
+                        found.append(f"line {step.line}: sets DIALSTATUS")
+                    if "DIALSTATUS" in _reads(data) and not (after_dial or context.name == HANGUP):
+                        found.append(f"line {step.line}: reads DIALSTATUS away from its Dial")
+    return found
+
+
+def test_no_variable_of_ours_is_one_that_dial_writes(plan: Dialplan) -> None:
+    assert misused_dial_variables(plan) == []
+
+
+def test_the_dial_variable_check_catches_ringtime_read_after_a_dial() -> None:
+    # What the forward fallback did: RINGTIME is 0 (or empty) once Dial() has run.
+    bad = parse_dialplan(
+        "[c]\nexten => s,1,Set(RINGTIME=20)\n same => n,Dial(PJSIP/a,${RINGTIME})\n"
+        " same => n,Queue(q,r,,,${RINGTIME})\n same => n,Set(DIALSTATUS=NOANSWER)\n"
+        " same => n,NoOp()\n same => n,UserEvent(E,S: ${DIALSTATUS})\n same => n,Return()\n"
+    )
+    assert misused_dial_variables(bad) == [
+        "line 2: RINGTIME",
+        "line 3: RINGTIME",
+        "line 4: RINGTIME",
+        "line 5: sets DIALSTATUS",
+        "line 7: reads DIALSTATUS away from its Dial",
+    ]
+
+
 # --- the include: UserEvents ------------------------------------------------------------------
 
 
@@ -803,7 +888,7 @@ def test_call_and_call_end_are_sent_once_each(plan: Dialplan) -> None:
     for context in plan.contexts.values():
         assert "h" not in context.extensions, context.name
     fallbacks = {s.context for s, n, _ in events if n == "FrontdeskFallback"}
-    assert fallbacks == {"frontdesk-agent", "frontdesk-forward"}
+    assert fallbacks == {"frontdesk-agent", "frontdesk-forward", MOVED}
 
 
 def test_events_mirror_the_captured_gateway_events_plus_linkedid() -> None:
@@ -820,7 +905,7 @@ def test_events_mirror_the_captured_gateway_events_plus_linkedid() -> None:
             captured[name] = tuple(line.split(":", 1)[0] for line in lines[index + 1 :] if line)
     assert set(captured) == set(EXPECTED_EVENTS)
     for name, fields in captured.items():
-        assert (*fields, "Linkedid") == EXPECTED_EVENTS[name]
+        assert (*fields, *ADDED_FIELDS.get(name, ()), "Linkedid") == EXPECTED_EVENTS[name]
 
 
 # --- the include: AstDB and sanitising ----------------------------------------------------------
@@ -854,7 +939,7 @@ def test_nothing_unfiltered_reaches_dial_queue_voicemail_or_events(plan: Dialpla
                 checked += 1
                 assert unsafe(data, clean, set(values)) == [], f"line {step.line}: {data}"
     assert checked >= 10
-    assert {"DDI", "SCENARIO", "MAILBOX", "FWD", "RINGTIME", "FD_DIAL"} <= clean
+    assert {"DDI", "SCENARIO", "MAILBOX", "FWD", "FD_RINGTIME", "FD_DIAL", "FD_BY"} <= clean
 
 
 def test_ddi_and_numbers_keep_only_digits_and_plus(plan: Dialplan) -> None:
