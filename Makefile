@@ -4,7 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv bench clean
+# The live PBX tests (pytest -m pbx) run a real Asterisk: the launcher handed to us beside
+# the checkout, unless FRONTDESK_TEST_ASTERISK names another. Prompts need espeak-ng and sox.
+FRONTDESK_TEST_ASTERISK ?= $(abspath $(wildcard ../shared/asterisk/asterisk))
+export FRONTDESK_TEST_ASTERISK
+SYSTEM_TOOLS := espeak-ng sox
+
+.PHONY: demo test lint venv bench clean sysdeps
 
 venv: $(STAMP)
 
@@ -23,7 +29,15 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: lint
+# Debian packages the tests need, installed only when missing (root and apt-get required).
+sysdeps:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_TOOLS) >/dev/null; \
+	fi
+
+test: lint sysdeps
 	$(PY) -m pytest
 
 bench: $(STAMP)
