@@ -3,20 +3,24 @@ Delivery rows) for each missed call, out, in one transaction.
 
 A missed call (nobody answered and no voicemail) gives exactly one Notification however
 many legs rang: routing happens when the call ends and the notification has a dedupe key
-(`missed_call:<linkedid>`), so a replayed or re-reported end changes nothing.
+(`missed_call:<linkedid>`), so a replayed or re-reported end changes nothing. The voicemail
+desk tells a message too short to be one as a missed call with the same key; a call it has
+told so ends abandoned here, whichever of the two came first.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
 from gateway.messages import MISSED_CALL
 from gateway.notices import NewNotification, Notices
-from models.db import Call, Contact, Ddi, Subscriber, Urgency
-from models.events import CallOutcome, CallSnapshot
+from models.db import Call, Contact, Ddi, Notification, Subscriber, Urgency
+from models.events import CallOutcome, CallSnapshot, CallStatus
 from models.phone import caller_e164
 
 log = logging.getLogger(__name__)
@@ -24,6 +28,45 @@ log = logging.getLogger(__name__)
 
 def _dt(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
+def missed_call_key(linkedid: str) -> str:
+    """The one missed-call notification of a call, whoever tells it."""
+    return f"{MISSED_CALL}:{linkedid}"
+
+
+def missed_call_notice(
+    key: str,
+    subscriber: Subscriber,
+    *,
+    ddi: str,
+    number: str,
+    caller_name: str,
+    contact_name: str | None,
+    at: datetime,
+    call_id: int | None,
+) -> NewNotification:
+    """A missed-call notification: the router's, or the voicemail desk's for a message too
+    short to be one. Without a call (none could be tied) it has no call buttons."""
+    payload: dict[str, Any] = {
+        "subscriber": subscriber.name,
+        "caller_number": number,
+        "caller_name": caller_name,
+        "contact_name": contact_name,
+        "at": at.isoformat(),
+        "timezone": subscriber.timezone,
+        "ddi": ddi,
+    }
+    if call_id is not None:
+        payload["call_id"] = call_id
+    return NewNotification(
+        dedupe_key=key,
+        subscriber=subscriber,
+        kind=MISSED_CALL,
+        urgency=Urgency.NORMAL,
+        payload=payload,
+        call_id=call_id,
+    )
 
 
 def coalesce(snaps: list[CallSnapshot]) -> list[CallSnapshot]:
@@ -52,12 +95,13 @@ class Router:
         numbers = {
             s.linkedid: caller_e164(s.caller_number, self._region) or s.caller_number for s in snaps
         }
-        missed = [
-            s
-            for s in snaps
-            if s.ended and s.outcome is CallOutcome.ABANDONED and s.ddi in subscribers
-        ]
         async with in_transaction():
+            snaps = await self._told_missed(snaps)
+            missed = [
+                s
+                for s in snaps
+                if s.ended and s.outcome is CallOutcome.ABANDONED and s.ddi in subscribers
+            ]
             calls = await self._save_calls(snaps, subscribers, numbers)
             if missed:
                 notices = await self._missed_calls(missed, calls, subscribers, numbers)
@@ -69,6 +113,28 @@ class Router:
                     log.warning(
                         "call %s on unknown DDI %r: nobody to tell", snap.linkedid, snap.ddi
                     )
+
+    @staticmethod
+    async def _told_missed(snaps: list[CallSnapshot]) -> list[CallSnapshot]:
+        """A call whose message the voicemail desk found too short, and told as a missed
+        call before the call's end came here, ended abandoned (the tracker saw VMSTATUS
+        SUCCESS and says voicemail)."""
+        keys = {
+            missed_call_key(s.linkedid)
+            for s in snaps
+            if s.ended and s.outcome is CallOutcome.VOICEMAIL
+        }
+        if not keys:
+            return snaps
+        told = set(
+            await Notification.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True)
+        )
+        return [
+            replace(s, outcome=CallOutcome.ABANDONED, status=CallStatus.LOST)
+            if missed_call_key(s.linkedid) in told
+            else s
+            for s in snaps
+        ]
 
     @staticmethod
     async def _subscribers(numbers: set[str]) -> dict[str, Subscriber]:
@@ -134,23 +200,15 @@ class Router:
         for snap in missed:
             subscriber, call = subscribers[snap.ddi], calls[snap.linkedid]
             number = numbers[snap.linkedid]
-            payload = {
-                "subscriber": subscriber.name,
-                "caller_number": number,
-                "caller_name": snap.caller_name,
-                "contact_name": contacts.get((subscriber.id, number)) if number else None,
-                "at": call.started_at.isoformat(),
-                "timezone": subscriber.timezone,
-                "ddi": snap.ddi,
-                "call_id": call.id,
-            }
             notices.append(
-                NewNotification(
-                    dedupe_key=f"{MISSED_CALL}:{snap.linkedid}",
-                    subscriber=subscriber,
-                    kind=MISSED_CALL,
-                    urgency=Urgency.NORMAL,
-                    payload=payload,
+                missed_call_notice(
+                    missed_call_key(snap.linkedid),
+                    subscriber,
+                    ddi=snap.ddi,
+                    number=number,
+                    caller_name=snap.caller_name,
+                    contact_name=contacts.get((subscriber.id, number)) if number else None,
+                    at=call.started_at,
                     call_id=call.id,
                 )
             )

@@ -7,6 +7,13 @@ that mailbox only) and every `voicemail.scan_interval`. A message counts as take
 when its Voicemail row and its notification are written together, after transcription;
 a crash before that means the next scan takes it again, and its unique key (Asterisk's
 msg_id) means never twice.
+
+A message shorter than `voicemail.min_seconds` (the caller hung up at the beep; Asterisk
+keeps such a message and says VMSTATUS=SUCCESS unless voicemail.conf has `minsecs`) is no
+voicemail: it is recorded and archived like one, but the subscriber is told of a missed
+call, under the router's key `missed_call:<linkedid>` when the message can be tied to its
+call. So the two never both tell it, whether the call's end or the scan comes first; the
+router ends a call told so as abandoned, and so does the desk if the call has ended.
 """
 
 from __future__ import annotations
@@ -21,14 +28,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from gateway.attachments import WAV, stored
 from gateway.audio import AudioError, wav_info
 from gateway.messages import VOICEMAIL
 from gateway.notices import NewNotification, Notices
+from gateway.router import missed_call_key, missed_call_notice
 from gateway.transcription import Transcriber, Transcript
 from models.db import Call, Contact, Ddi, Subscriber, Urgency, Voicemail
+from models.events import CallOutcome, CallStatus
 from models.phone import caller_e164
 from models.settings import VoicemailSettings
 
@@ -157,13 +167,18 @@ class VoicemailDesk:
     async def _take(self, message: SpoolMessage) -> int:
         self._busy.add(message.key)
         try:
-            subscriber = await self._owner(message)
+            line = await self._line(message)
+            subscriber = line.subscriber if line else None
             lang = subscriber.language if subscriber else "en"
             archived = await asyncio.to_thread(self._archive, message)
-            transcript, duration = await asyncio.gather(
-                self._transcriber.transcribe(archived, lang), self._duration(archived, message)
-            )
-            return await self._record(message, subscriber, archived, transcript, duration)
+            duration = await self._duration(archived, message)
+            if duration < self.settings.min_seconds:
+                # Nothing worth hearing: no transcription, a missed call instead.
+                log.info("voicemail %s: %.2f s, told as a missed call", message.key, duration)
+                silent = Transcript("", False, lang, "shorter than voicemail.min_seconds")
+                return await self._record(message, line, archived, silent, duration, missed=True)
+            transcript = await self._transcriber.transcribe(archived, lang)
+            return await self._record(message, line, archived, transcript, duration)
         finally:
             self._busy.discard(message.key)
 
@@ -185,21 +200,26 @@ class VoicemailDesk:
             log.warning("voicemail %s: cannot read its audio (%s)", message.key, exc)
             return message.duration
 
-    async def _owner(self, message: SpoolMessage) -> Subscriber | None:
-        """The subscriber whose DDI uses this mailbox (AstDB mailbox/<ddi>, else the DDI)."""
-        ddi = await Ddi.filter(mailbox__in=[message.mailbox, message.box]).first()
+    @staticmethod
+    async def _line(message: SpoolMessage) -> Ddi | None:
+        """The DDI that uses this mailbox (AstDB mailbox/<ddi>, else the DDI), with its
+        subscriber: the mailbox's owner."""
+        ddis = Ddi.filter(mailbox__in=[message.mailbox, message.box])
+        ddi = await ddis.select_related("subscriber").first()
         if ddi is None and message.context == "default":
-            ddi = await Ddi.get_or_none(number=message.box)
-        return await Subscriber.get_or_none(id=ddi.subscriber_id) if ddi else None  # type: ignore[attr-defined]
+            ddi = await Ddi.filter(number=message.box).select_related("subscriber").first()
+        return ddi
 
     async def _record(
         self,
         message: SpoolMessage,
-        subscriber: Subscriber | None,
+        line: Ddi | None,
         archived: Path,
         transcript: Transcript,
         duration: float,
+        missed: bool = False,
     ) -> int:
+        subscriber = line.subscriber if line else None
         number = caller_e164(message.caller_number, self._region) or message.caller_number
         call = await self._call(subscriber, number, message.left_at) if subscriber else None
         try:
@@ -218,14 +238,13 @@ class VoicemailDesk:
                     transcript_ok=transcript.ok,
                     transcript_error=transcript.error[:255],
                 )
-                if subscriber is not None:
-                    await self._notices.create(
-                        [
-                            await self._notification(
-                                message, subscriber, call, number, archived, transcript, duration
-                            )
-                        ]
+                if line is not None and missed:
+                    await self._tell_missed(message, line, call, number)
+                elif subscriber is not None:
+                    notice = await self._notification(
+                        message, subscriber, call, number, archived, transcript, duration
                     )
+                    await self._notices.create([notice])
         except IntegrityError:
             return 0  # another scan recorded it first
         if subscriber is None:
@@ -237,6 +256,32 @@ class VoicemailDesk:
         self.taken += 1
         return 1
 
+    async def _tell_missed(
+        self, message: SpoolMessage, line: Ddi, call: Call | None, number: str
+    ) -> None:
+        """One missed-call notification, keyed as the router keys it when the call is
+        known (so only one of the two is ever written), and the call ends missed."""
+        await self._notices.create(
+            [
+                missed_call_notice(
+                    missed_call_key(call.linkedid) if call else _message_missed_key(message),
+                    line.subscriber,
+                    ddi=call.ddi if call and call.ddi else line.number,
+                    number=number,
+                    caller_name=message.caller_name,
+                    contact_name=await _contact_name(line.subscriber, number),
+                    at=call.started_at if call else message.left_at,
+                    call_id=call.id if call else None,
+                )
+            ]
+        )
+        if call is not None:
+            # Only once the router wrote its end (as voicemail); a call still going is
+            # ended abandoned by the router, which sees this notification.
+            await Call.filter(id=call.id, outcome=CallOutcome.VOICEMAIL).update(
+                outcome=CallOutcome.ABANDONED, status=CallStatus.LOST
+            )
+
     async def _notification(
         self,
         message: SpoolMessage,
@@ -247,14 +292,11 @@ class VoicemailDesk:
         transcript: Transcript,
         duration: float,
     ) -> NewNotification:
-        contact = (
-            await Contact.get_or_none(subscriber=subscriber, number=number) if number else None
-        )
         payload = {
             "subscriber": subscriber.name,
             "caller_number": number,
             "caller_name": message.caller_name,
-            "contact_name": contact.name if contact else None,
+            "contact_name": await _contact_name(subscriber, number),
             "at": message.left_at.isoformat(),
             "timezone": subscriber.timezone,
             "duration": duration,
@@ -276,9 +318,12 @@ class VoicemailDesk:
 
     @staticmethod
     async def _call(subscriber: Subscriber, number: str, left_at: datetime) -> Call | None:
-        """The call that left it: same subscriber and caller, started shortly before."""
+        """The call that left it: same subscriber and caller, started shortly before, and
+        not answered (an answered call left no message)."""
         return (
             await Call.filter(
+                Q(outcome__isnull=True)
+                | Q(outcome__not_in=[CallOutcome.ANSWERED, CallOutcome.FORWARDED]),
                 subscriber=subscriber,
                 caller_number=number,
                 started_at__gte=left_at - timedelta(hours=1),
@@ -296,3 +341,14 @@ class VoicemailDesk:
 
 def _safe(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", key)
+
+
+def _message_missed_key(message: SpoolMessage) -> str:
+    # No call to tie it to (the gateway was down, or the caller is unknown): the message
+    # itself is the missed call, once.
+    return missed_call_key(f"{VOICEMAIL}:{message.key}")
+
+
+async def _contact_name(subscriber: Subscriber, number: str) -> str | None:
+    contact = await Contact.get_or_none(subscriber=subscriber, number=number) if number else None
+    return contact.name if contact else None

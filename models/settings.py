@@ -156,6 +156,9 @@ class VoicemailSettings:
     # Where Frontdesk keeps its own copy of each message's audio (the mailbox owner may
     # delete the original before every channel has it).
     archive: str = "var/voicemail"
+    # A message shorter than this, seconds (the caller hung up at the beep), is told as a
+    # missed call, not as a voicemail without words. 0: every message is a voicemail.
+    min_seconds: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,9 @@ class AmiHarness(Served):
         def found() -> Frame | None:
             return next((e for e in self.events if predicate(e)), None)
 
-        return await self._wait_for(found, timeout)
+        frame = await self._wait_for(found, timeout)
+        assert frame is not None  # _wait_for returns only a truthy value
+        return frame
 
     async def wait_until(self, condition: Callable[[], object], timeout: float = 30.0) -> None:
         """Until condition() holds, rechecked on every event."""

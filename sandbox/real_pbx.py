@@ -38,7 +38,7 @@ PROMPTS: dict[str, str] = {
     "vm-theperson": "The person at extension",
     "vm-isunavail": "is unavailable.",
     "vm-intro": "Please leave your message after the tone.",
-    "vm-goodbye": "Goodbye.",
+    "auth-thankyou": "Thank you.",
     "frontdesk-closed": "The office is closed. Please leave a message.",
     **{
         f"digits/{d}": word

@@ -26,12 +26,14 @@ from models.settings import Settings, load_settings, with_section
 from sandbox.ami_harness import AmiHarness, Frame
 from sandbox.real_pbx import (
     AMI_USER,
+    BEEP,
     HARNESS_USER,
     PbxConfig,
     PrivateAsterisk,
     greeting_seconds,
     make_prompts,
     missing_tools,
+    wav_seconds,
 )
 from sandbox.telegram_api import BotApiServer
 from sandbox.telegram_api import Call as BotCall
@@ -125,8 +127,18 @@ class LiveStack:
     async def astdb(self, key: str, value: str) -> None:
         await self.pbx.db_put("frontdesk", key, value)
 
-    def greeting(self, box: str, instructions: bool = True) -> float:
-        return greeting_seconds(self.pbx.sounds, box, instructions)
+    def greeting(self, box: str) -> float:
+        """Seconds from VoiceMail(box,u) answering to the end of its beep."""
+        return greeting_seconds(self.pbx.sounds, box)
+
+    def closed_greeting(self) -> float:
+        """Seconds from the closed scenario answering to the end of VoiceMail(box,s)'s
+        beep: the half-second settle, the announcement, the beep."""
+        return (
+            0.5
+            + wav_seconds(self.pbx.sounds / "frontdesk-closed.wav")
+            + wav_seconds(self.pbx.sounds / f"{BEEP}.wav")
+        )
 
     # -- waiting on what happened -----------------------------------------------------
 

@@ -52,14 +52,24 @@ def tone_wav(seconds: float = 1.5) -> bytes:
 
 
 def leave_message(
-    spool: Path, box: str, n: int, wav: bytes, callerid: str, msg_id: str, context: str = "default"
+    spool: Path,
+    box: str,
+    n: int,
+    wav: bytes,
+    callerid: str,
+    msg_id: str,
+    context: str = "default",
+    *,
+    duration: int = 2,
+    origtime: int = 1795350000,
 ) -> Path:
+    """msgNNNN.txt and .wav as app_voicemail writes them (`duration`: whole seconds)."""
     inbox = spool / context / box / "INBOX"
     inbox.mkdir(parents=True, exist_ok=True)
     (inbox / f"msg{n:04d}.txt").write_text(
         "[message]\n"
         f"origmailbox={box}\ncontext=frontdesk-vm\nexten={box}\n"
-        f"callerid={callerid}\norigtime=1795350000\nduration=2\nmsg_id={msg_id}\n",
+        f"callerid={callerid}\norigtime={origtime}\nduration={duration}\nmsg_id={msg_id}\n",
         "utf-8",
     )
     (inbox / f"msg{n:04d}.wav").write_bytes(wav)
