@@ -45,3 +45,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-report.json
+
+# The same day with its calls on a real private Asterisk (FRONTDESK_TEST_ASTERISK, above).
+.PHONY: demo-pbx
+demo-pbx: $(STAMP)
+	$(PY) main.py demo --pbx --report demo-report.json

@@ -3,6 +3,7 @@
 python main.py run -c frontdesk.toml        run the gateway
 python main.py migrate -c frontdesk.toml    bring the database schema up to date
 python main.py demo [--report FILE]         a short day against the sandbox
+python main.py demo --pbx [--asterisk PATH] the same day's calls on a real private Asterisk
 python main.py subscriber add|list|code ... admin helpers
 python main.py deliveries [--status dead]   the outbox, e.g. the dead letters
 """
@@ -22,6 +23,7 @@ from bot.runtime import Runtime
 from gateway import admin
 from gateway.messages import KINDS
 from gateway.notices import Notices
+from models import redact
 from models.database import close_db, migrate, open_db
 from models.db import Delivery, DeliveryStatus, Subscriber, Urgency
 from models.phone import InvalidNumber
@@ -36,10 +38,14 @@ def setup_logging(settings: Settings) -> None:
         if settings.log.format == "json"
         else "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
-    logging.basicConfig(level=settings.log.level.upper(), format=fmt, stream=sys.stderr)
-    # httpx logs every Bot API URL, and those URLs carry the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    level = settings.log.level.upper()
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
+    if level != "DEBUG":
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per Bot API request
     logging.getLogger("tortoise").setLevel(logging.WARNING)  # one line per ORM start/stop
+    # Whoever logs a secret (httpx and python-telegram-bot log URLs with the bot token),
+    # the handlers write it masked, tracebacks included.
+    redact.install(settings)
 
 
 async def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
@@ -109,9 +115,13 @@ async def cmd_subscriber(settings: Settings, args: argparse.Namespace) -> int:
             quiet_hours=args.quiet,
             region=settings.locale.default_region,
             pin=args.pin,
+            forward=args.forward,
         )
         quiet = f"{s.quiet_start}-{s.quiet_end}" if s.quiet_start else "none"
-        print(f"{s.id}\temail={s.email or ''}\tmobile={s.forward_number or ''}\tquiet={quiet}")
+        print(
+            f"{s.id}\temail={s.email or ''}\tmobile={s.mobile or ''}"
+            f"\tforward={s.forward_target or ''}\tquiet={quiet}"
+        )
         return 0
 
     async def route() -> int:
@@ -161,8 +171,18 @@ async def cmd_deliveries(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from demo.day import run_demo  # the demo alone needs the sandbox
+    from demo.pbx import PbxUnavailable, find_launcher
 
-    return asyncio.run(run_demo(report_path=args.report, verbose=args.verbose))
+    asterisk = None
+    try:
+        if args.asterisk and not args.pbx:
+            raise PbxUnavailable("--asterisk is for demo --pbx")
+        if args.pbx:
+            asterisk = find_launcher(args.asterisk)
+    except PbxUnavailable as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run_demo(report_path=args.report, verbose=args.verbose, asterisk=asterisk))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -183,6 +203,14 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="play a short day against the sandbox")
     demo.add_argument("--report", help="write the JSON report to this file")
     demo.add_argument("-v", "--verbose", action="store_true", help="show the gateway's logs")
+    demo.add_argument(
+        "--pbx", action="store_true", help="place the calls on a real private Asterisk"
+    )
+    demo.add_argument(
+        "--asterisk",
+        metavar="PATH",
+        help="its launcher (`start STATE ETC`, `rx STATE CMD`); default $FRONTDESK_TEST_ASTERISK",
+    )
 
     subscriber = with_config("subscriber", "manage subscribers")
     actions = subscriber.add_subparsers(dest="action", required=True)
@@ -193,7 +221,9 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--ddi", action="append", required=True, help="DDI number (repeatable)")
     add.add_argument("--language", choices=["en", "el", "ru", "zh"])
     add.add_argument("--timezone")
-    add.add_argument("--mobile", help="number calls are forwarded to")
+    add.add_argument(
+        "--mobile", help="their own mobile: SMS commands, SMS, MMS, call back, forwarding"
+    )
     add.add_argument("--instructions", default="", help="what agents should say")
     actions.add_parser("list", help="list subscribers", parents=[late_config])
     code = actions.add_parser("code", help="issue a new one-time link code", parents=[late_config])
@@ -203,7 +233,12 @@ def parser() -> argparse.ArgumentParser:
     )
     contact.add_argument("id", type=int)
     contact.add_argument("--email", help="address for the email channel ('' removes it)")
-    contact.add_argument("--mobile", help="number for forwarding, SMS and MMS ('' removes it)")
+    contact.add_argument(
+        "--mobile", help="own mobile: SMS commands, SMS, MMS, call back, forwarding ('' removes it)"
+    )
+    contact.add_argument(
+        "--forward", help="forward calls here instead of the mobile ('' = to the mobile again)"
+    )
     contact.add_argument("--quiet", help="quiet hours HH:MM-HH:MM in their timezone ('' = none)")
     contact.add_argument("--pin", help="PIN (4-8 digits) for SMS commands; stored hashed")
     route = actions.add_parser(
@@ -254,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, admin.AdminError, InvalidNumber) as exc:
         print(f"frontdesk: {exc}", file=sys.stderr)
         return 2
+    except Exception:
+        # Through logging, so the traceback is redacted (InvalidToken quotes the token).
+        log.exception("frontdesk %s failed", args.command)
+        return 1
     return int(result)
 
 

@@ -21,6 +21,7 @@ from gateway import audit, diary
 from gateway.ami import AmiActionError, AmiUnavailable
 from gateway.attachments import inline
 from gateway.control import Control, NoMobileNumber
+from gateway.inbound import sender_subscriber
 from gateway.messages import caller_label, local_time
 from gateway.notices import NewNotification, Notices
 from gateway.pins import PinCheck, check_pin
@@ -49,9 +50,12 @@ SCENARIO_NAMES = SCENARIO_LABELS
 @dataclass(frozen=True)
 class Actor:
     channel: str  # telegram, sms, email
-    address: str  # chat id, number, email address
+    address: str  # chat id, number, email address: as audited and answered
     subscriber: Subscriber | None
     lang: str
+    # The Telegram chat a command came from; SMS and email have none, so a command that
+    # acts on the chat must say what it does without one.
+    chat_id: int | None = None
 
 
 class CommandDesk:
@@ -66,7 +70,7 @@ class CommandDesk:
         user = await User.get_or_none(telegram_chat_id=chat_id).select_related("subscriber")
         subscriber = user.subscriber if user else None
         lang = (user.language if user else None) or (subscriber.language if subscriber else "en")
-        actor = Actor("telegram", str(chat_id), subscriber, lang)
+        actor = Actor("telegram", str(chat_id), subscriber, lang, chat_id=chat_id)
         if subscriber is None:
             await audit.record("telegram", str(chat_id), None, cmd.redact(text), audit.REFUSED)
             return tr(lang, "Send the code you got from the operator: /start CODE")
@@ -81,10 +85,7 @@ class CommandDesk:
     async def from_text(self, message: InboundMessage, now: datetime) -> None:
         """Answer on the channel it came by, through the outbox. Both channels prove the
         sender the same way: the registered mobile or email, plus the PIN."""
-        if message.channel == "email":
-            subscriber = await Subscriber.get_or_none(email=message.sender)
-        else:
-            subscriber = await Subscriber.get_or_none(forward_number=message.sender)
+        subscriber = await sender_subscriber(message.channel, message.sender)
         lang = subscriber.language if subscriber else "en"
         actor = Actor(message.channel, message.sender, subscriber, lang)
         reply = await self._with_pin(actor, message.text, now)
@@ -96,6 +97,8 @@ class CommandDesk:
         if subscriber is None:
             # Nothing about any subscriber: not whether the number is known, nor whose.
             await audit.record(actor.channel, actor.address, None, cmd.redact(text), audit.REFUSED)
+            if actor.channel == "email":
+                return tr("en", "This email address cannot control any line.")
             return tr("en", "This number cannot control any line.")
         command = cmd.parse(text, actor.lang, subscriber.timezone, now)
         outcome = await check_pin(subscriber, command.pin, now)
@@ -104,7 +107,7 @@ class CommandDesk:
             await audit.record(
                 actor.channel, actor.address, subscriber, cmd.redact(text), result, outcome
             )
-            if outcome == PinCheck.WRONG and subscriber.sms_locked_until is not None:
+            if outcome == PinCheck.LOCKED_NOW:  # this attempt locked it: tell them once
                 await self._tell_locked(subscriber)
             return self._pin_answer(actor.lang, outcome)
         return await self._run(actor, command, text, now)
@@ -159,7 +162,7 @@ class CommandDesk:
         match command:
             case cmd.SetScenario(scenario=name, until=until):
                 scenario = Scenario(name)
-                if scenario is Scenario.FORWARD and not s.forward_number:
+                if scenario is Scenario.FORWARD and not s.forward_target:
                     return tr(lang, "No mobile number on file; ask the operator to add one."), (
                         audit.REFUSED
                     )
@@ -188,9 +191,10 @@ class CommandDesk:
             case cmd.Lang(code=code) if code in LANGUAGES:
                 s.language = code
                 await s.save(update_fields=["language"])
-                await User.filter(subscriber=s, telegram_chat_id=actor.address).update(
-                    language=code
-                )
+                if actor.chat_id is not None:  # the chat's own language too
+                    await User.filter(subscriber=s, telegram_chat_id=actor.chat_id).update(
+                        language=code
+                    )
                 return tr(code, "Language: English."), audit.DONE
             case cmd.Help():
                 lines = [tr(lang, "You can write:"), *cmd.examples(lang)]
@@ -303,17 +307,21 @@ class CommandDesk:
 
     @staticmethod
     def _status(lang: str, s: Subscriber) -> str:
+        """Where calls go now. A number is named only when calls are forwarded to it: the
+        mobile is on file in every scenario, and calls go there only in `forward`."""
         label = tr(lang, SCENARIO_NAMES[s.scenario])
-        lines = [tr(lang, "Calls: {scenario}.", scenario=label)]
-        if s.scenario_until is not None:
-            lines = [
-                tr(
-                    lang,
-                    "Calls: {scenario}, until {time}.",
-                    scenario=label,
-                    time=local_time(lang, s.timezone, s.scenario_until),
-                )
-            ]
-        if s.forward_number:
-            lines.append(tr(lang, "Calls will be forwarded to {number}.", number=s.forward_number))
+        if s.scenario_until is None:
+            lines = [tr(lang, "Calls: {scenario}.", scenario=label)]
+        else:
+            when = local_time(lang, s.timezone, s.scenario_until)
+            lines = [tr(lang, "Calls: {scenario}, until {time}.", scenario=label, time=when)]
+        if s.scenario is Scenario.FORWARD:
+            lines.append(_forwarding(lang, s.forward_target))
         return "\n".join(lines)
+
+
+def _forwarding(lang: str, target: str | None) -> str:
+    if target:
+        return tr(lang, "Calls will be forwarded to {number}.", number=target)
+    # AstDB gets an empty forward number: the dialplan falls back at once.
+    return tr(lang, "No number to forward to, so calls are not forwarded.")

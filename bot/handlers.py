@@ -35,27 +35,40 @@ log = logging.getLogger(__name__)
 Action = Callable[[Control, User, Call, str], Awaitable[str]]
 
 
+def _telegram_language(update: Update) -> str | None:
+    """The sender's Telegram language if it is one of ours; None when Telegram did not
+    say (language_code is optional) or it is another."""
+    code = (update.effective_user.language_code or "") if update.effective_user else ""
+    return code[:2] if code[:2] in LANGUAGES else None
+
+
 def _lang(update: Update, user: User | None = None) -> str:
+    """The chat's language, else its subscriber's (`user` fetched with its subscriber),
+    else Telegram's, else English."""
     if user is not None and user.language:
         return user.language
-    code = (update.effective_user.language_code or "") if update.effective_user else ""
-    return code[:2] if code[:2] in LANGUAGES else "en"
+    if user is not None and user.subscriber is not None:
+        return user.subscriber.language
+    return _telegram_language(update) or "en"
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message, chat = update.effective_message, update.effective_chat
     if message is None or chat is None:
         return
-    lang = _lang(update)
+    known = _telegram_language(update)
+    lang = known or "en"
     if not context.args:
         await message.reply_text(tr(lang, "Send the code you got from the operator: /start CODE"))
         return
     name = update.effective_user.full_name if update.effective_user else str(chat.id)
     try:
-        subscriber = await link_chat(context.args[0], chat.id, name, lang)
+        # Only a language Telegram told us is the chat's: else the subscriber's applies.
+        subscriber = await link_chat(context.args[0], chat.id, name, known)
     except AdminError:
         await message.reply_text(tr(lang, "This code is not valid or has expired."))
         return
+    lang = known or subscriber.language
     log.info("chat linked to subscriber %s", subscriber.id)
     await message.reply_text(
         tr(

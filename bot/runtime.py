@@ -15,6 +15,7 @@ from telegram.ext import AIORateLimiter, Application
 from bot import handlers
 from bot.desk import CommandDesk
 from bot.menus import publish_menus
+from gateway import mm7_hook
 from gateway.service import Gateway
 from models.database import close_db, open_db
 from models.settings import ConfigError, Settings
@@ -48,6 +49,7 @@ def add_channels(settings: Settings, gateway: Gateway) -> None:
         gateway.add_notifier(SmsNotifier(settings.smpp, gateway.on_report, gateway.on_inbound))
     if settings.mms.url:
         gateway.add_notifier(MmsNotifier(settings.mms))
+        mm7_hook.install(gateway.web, settings.mms)  # the MMSC's reports: who may post them
 
 
 class Runtime:

@@ -7,7 +7,6 @@ from typing import Any
 
 from gateway import admin
 from models.db import Appointment, AuditEntry, Subscriber
-from sandbox.ami_server import AmiServer
 from sandbox.smsc import SmscServer
 from sandbox.telegram_api import BotApiServer
 
@@ -16,9 +15,9 @@ BOOKING = f"{PIN} ραντεβού αύριο 11:00 Παπαδόπουλος - �
 WAIT = 20.0
 
 
-async def forward_from_telegram(bot: BotApiServer, ami: AmiServer, chat_id: int) -> None:
+async def forward_from_telegram(bot: BotApiServer, chat_id: int) -> None:
+    """Until the bot confirms; what reached the PBX is the PBX side's to tell (day.py)."""
     bot.inject_message(chat_id, "转接", language_code="zh")
-    await ami.wait_action("DBPut", lambda a: a.get("Val") == "forward", WAIT)
     await bot.wait_for(
         lambda c: (
             c.method == "sendMessage"
@@ -70,11 +69,18 @@ def check_control(report: dict[str, Any]) -> list[str]:
     problems = []
     if [a["name"] for a in report["appointments"]] != ["Παπαδόπουλος"]:
         problems.append("control: the SMS booking is missing")
+    if any(PIN in e["command"] for e in report["audit"]):
+        problems.append("control: a PIN reached the audit log")
+    return problems
+
+
+def check_ami_actions(report: dict[str, Any]) -> list[str]:
+    """What the sandbox AMI received: the line switched to forward, the call back placed.
+    (Against a real PBX, demo.pbx.check_pbx asks the PBX itself.)"""
+    problems = []
     puts = [a for a in report["ami_actions"] if a.get("Action") == "DBPut"]
     if not any(a.get("Val") == "forward" for a in puts):
         problems.append("control: no DBPut switching a line to forward")
     if not any(a.get("Action") == "Originate" for a in report["ami_actions"]):
         problems.append("control: the call back did not reach the PBX")
-    if any(PIN in e["command"] for e in report["audit"]):
-        problems.append("control: a PIN reached the audit log")
     return problems

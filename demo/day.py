@@ -10,6 +10,10 @@ A caller leaves the Russian subscriber a voicemail (transcribed) and a fax reach
 Chinese one through the HylaFAX hook (demo/media.py). The Chinese subscriber forwards
 calls from Telegram and the Greek one books an appointment by SMS (demo/control.py).
 Prints a timeline and writes a JSON report (see README for its fields).
+
+The PBX side is a small interface (PbxSide): the sandbox's AMI stand-in playing scripted
+calls (SandboxPbx, here), or with `--pbx` a real private Asterisk (demo/pbx.py) where the
+same calls, the call back and the voicemail happen for real.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ import json
 import logging
 import sys
 import tempfile
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bot.runtime import Runtime
-from demo import channels, control, media
+from demo import channels, control, media, pbx
 from demo.report import build_report, print_timeline
 from gateway import admin
 from models.database import migrate
@@ -61,12 +67,89 @@ SUBSCRIBERS = [
     ),
     DemoSubscriber("王医生诊所", "zh", "Asia/Shanghai", "2100003", "+8613812345678", 1003),
 ]
+# The morning's callers (number, name), one per subscriber above: an agent answers the
+# first, the second is missed while two agents ring, the third is forwarded to a mobile
+# that does not answer and the caller hangs up.
+CALLERS = [
+    ("+302107654321", "Μαρία Κωνσταντίνου"),
+    ("+302101234567", "Мария Петрова"),
+    ("+8613900001111", "李娜"),
+]
 
 
-def demo_settings(workdir: Path, ami_port: int, bot: BotApiServer) -> Settings:
+class PbxSide(Protocol):
+    """What the day needs from its PBX, whichever it is."""
+
+    ami_actions: list[dict[str, str]]  # what a stand-in received; [] for a real PBX
+
+    def configure(self, s: Settings) -> Settings: ...
+    async def connected(self, runtime: Runtime) -> None: ...
+    async def play_calls(
+        self,
+        runtime: Runtime,
+        people: Sequence[DemoSubscriber],
+        callers: Sequence[tuple[str, str]],
+    ) -> None: ...
+    async def call_back_placed(self, mobile: str, caller: str) -> None: ...
+    async def forwarded(self, ddi: str) -> None: ...
+    async def voicemail(
+        self, runtime: Runtime, bot: BotApiServer, person: DemoSubscriber
+    ) -> None: ...
+    async def report(self) -> dict[str, Any]: ...
+
+
+class SandboxPbx:
+    """The sandbox's AMI stand-in: scripted calls, and a log of the actions it received."""
+
+    def __init__(self, ami: AmiServer) -> None:
+        self.ami = ami
+        self.ami_actions = ami.actions
+
+    def configure(self, s: Settings) -> Settings:
+        return with_section(s, "ami", port=self.ami.port, secret=AMI_SECRET)
+
+    async def connected(self, runtime: Runtime) -> None:
+        await self.ami.wait_logged_in(timeout=WAIT)
+
+    async def play_calls(
+        self,
+        runtime: Runtime,
+        people: Sequence[DemoSubscriber],
+        callers: Sequence[tuple[str, str]],
+    ) -> None:
+        await play_day(runtime, self.ami)
+
+    async def call_back_placed(self, mobile: str, caller: str) -> None:
+        await self.ami.wait_action("Originate", timeout=WAIT)
+
+    async def forwarded(self, ddi: str) -> None:
+        await self.ami.wait_action("DBPut", lambda a: a.get("Val") == "forward", WAIT)
+
+    async def voicemail(self, runtime: Runtime, bot: BotApiServer, person: DemoSubscriber) -> None:
+        await media.voicemail_day(runtime.gateway, person.ddi)
+
+    async def report(self) -> dict[str, Any]:
+        return {}
+
+
+@asynccontextmanager
+async def sandbox_pbx() -> AsyncIterator[SandboxPbx]:
+    async with AmiServer(secret=AMI_SECRET) as ami:
+        yield SandboxPbx(ami)
+
+
+def pbx_side(asterisk: Path | None, workdir: Path) -> AbstractAsyncContextManager[PbxSide]:
+    """The sandbox stand-in, or with an Asterisk launcher a real private PBX."""
+    if asterisk is None:
+        return sandbox_pbx()
+    return pbx.private_pbx(asterisk, workdir, [s.ddi for s in SUBSCRIBERS])
+
+
+def demo_settings(workdir: Path, bot: BotApiServer) -> Settings:
+    """Everything but the PBX side's (PbxSide.configure)."""
     s = load_settings(None, environ={})
     s = with_section(s, "database", url=f"sqlite://{workdir / 'frontdesk.sqlite3'}")
-    s = with_section(s, "ami", port=ami_port, secret=AMI_SECRET, ping_interval=5.0)
+    s = with_section(s, "ami", ping_interval=5.0)
     s = with_section(
         s,
         "telegram",
@@ -101,15 +184,14 @@ async def link_chats(runtime: Runtime, bot: BotApiServer) -> None:
 async def play_day(runtime: Runtime, ami: AmiServer) -> list[str]:
     factory = CallFactory()
     el, ru, zh = SUBSCRIBERS
+    (el_num, el_name), (ru_num, ru_name), (zh_num, zh_name) = CALLERS
     scripts = [
-        factory.agent_answered(
-            ddi=el.ddi, caller_num="+302107654321", caller_name="Μαρία Κωνσταντίνου"
-        ),
-        factory.missed(ddi=ru.ddi, caller_num="+302101234567", caller_name="Мария Петрова"),
+        factory.agent_answered(ddi=el.ddi, caller_num=el_num, caller_name=el_name),
+        factory.missed(ddi=ru.ddi, caller_num=ru_num, caller_name=ru_name),
         factory.forward_no_answer(
             ddi=zh.ddi,
-            caller_num="+8613900001111",
-            caller_name="李娜",
+            caller_num=zh_num,
+            caller_name=zh_name,
             forward_to=zh.mobile,
             then="hangup",
         ),
@@ -128,7 +210,7 @@ async def play_day(runtime: Runtime, ami: AmiServer) -> list[str]:
     return linkedids
 
 
-async def tap_call_back(bot: BotApiServer, ami: AmiServer) -> None:
+async def tap_call_back(bot: BotApiServer, side: PbxSide) -> None:
     """The Russian subscriber taps "Call back" on the missed call."""
     chat = SUBSCRIBERS[1].chat_id
     missed = await bot.wait_for(
@@ -142,7 +224,7 @@ async def tap_call_back(bot: BotApiServer, ami: AmiServer) -> None:
     message_id = missed.result["message_id"] if isinstance(missed.result, dict) else 0
     buttons = missed.params["reply_markup"]["inline_keyboard"][0]
     bot.inject_callback(chat, message_id, buttons[0]["callback_data"], language_code="ru")
-    await ami.wait_action("Originate", timeout=WAIT)
+    await side.call_back_placed(SUBSCRIBERS[1].mobile, CALLERS[1][0])
     await bot.wait_for(lambda c: c.method == "answerCallbackQuery", timeout=WAIT)
 
 
@@ -154,7 +236,10 @@ async def wait_for_deliveries(bot: BotApiServer, expected: int) -> None:
     await bot.wait_until(arrived, WAIT, f"{expected} missed-call messages")
 
 
-async def run_demo(report_path: str | None = None, verbose: bool = False) -> int:
+async def run_demo(
+    report_path: str | None = None, verbose: bool = False, asterisk: Path | None = None
+) -> int:
+    """The day; with `asterisk` (a launcher, see demo/pbx.py) its calls on a real PBX."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -162,35 +247,36 @@ async def run_demo(report_path: str | None = None, verbose: bool = False) -> int
     logging.getLogger("httpx").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="frontdesk-demo-") as tmp:
         async with (
-            AmiServer(secret=AMI_SECRET) as ami,
+            pbx_side(asterisk, Path(tmp)) as side,
             BotApiServer(TOKEN) as bot,
             SmtpSink() as smtp,
             SmscServer(system_id=channels.SMPP_ID, password=channels.SMPP_PASSWORD) as smsc,
             MmscServer(username=channels.MM7_USER, password=channels.MM7_PASSWORD) as mmsc,
         ):
-            settings = demo_settings(Path(tmp), ami.port, bot)
+            settings = demo_settings(Path(tmp), bot)
             settings = channels.channel_settings(settings, smtp, smsc, mmsc)
-            settings = media.media_settings(settings, Path(tmp))
+            settings = side.configure(media.media_settings(settings, Path(tmp)))
             await migrate(settings.database.url)
             runtime = Runtime(settings)
             await runtime.start()
             # MM7 has no per-message report address: the MMSC is told where to post.
             mmsc.report_to = f"http://127.0.0.1:{runtime.gateway.http_port}/hooks/mm7"
             try:
-                await ami.wait_logged_in(timeout=WAIT)
+                await side.connected(runtime)
                 await link_chats(runtime, bot)
-                await play_day(runtime, ami)
+                await side.play_calls(runtime, SUBSCRIBERS, CALLERS)
                 await wait_for_deliveries(bot, expected=2)
-                await tap_call_back(bot, ami)
+                await tap_call_back(bot, side)
                 await channels.set_preferences(SUBSCRIBERS)
                 await channels.take_messages(runtime.gateway.notices, SUBSCRIBERS)
                 await media.set_routes(SUBSCRIBERS)
-                await media.voicemail_day(runtime.gateway, SUBSCRIBERS[1].ddi)
+                await side.voicemail(runtime, bot, SUBSCRIBERS[1])
                 await media.fax_day(runtime.gateway, SUBSCRIBERS[2].ddi, Path(tmp))
-                await control.forward_from_telegram(bot, ami, SUBSCRIBERS[2].chat_id)
+                await control.forward_from_telegram(bot, SUBSCRIBERS[2].chat_id)
+                await side.forwarded(SUBSCRIBERS[2].ddi)
                 await control.book_by_sms(smsc, SUBSCRIBERS[0].name, SUBSCRIBERS[0].mobile)
                 await channels.wait_settled(runtime.gateway, WAIT)
-                report = await build_report(ami, bot)
+                report = await build_report(side.ami_actions, bot)
                 report.update(await media.media_report())
                 report.update(await control.control_report())
                 report["sandbox"] = {
@@ -199,6 +285,7 @@ async def run_demo(report_path: str | None = None, verbose: bool = False) -> int
                     "mms": len(mmsc.submissions),
                     "mms_reports": len(mmsc.reports),
                 }
+                report.update(await side.report())
             finally:
                 await runtime.stop()
     print_timeline(report)
@@ -216,6 +303,8 @@ def report_ok(report: dict[str, Any]) -> bool:
     told = [d for d in report["deliveries"] if d["kind"] == "missed_call"]
     problems = channels.check_channels(report) + media.check_media(report)
     problems += control.check_control(report)
+    # What reached the PBX: the sandbox's action log, or the real PBX's own state.
+    problems += pbx.check_pbx(report) if "pbx" in report else control.check_ami_actions(report)
     if sorted(d["subscriber"] for d in told) != sorted(missed) or any(
         (d["channel"], d["status"]) != ("telegram", "sent") for d in told
     ):

@@ -8,16 +8,21 @@ Report fields are an interface scripts rely on: extend, never rename.
               last_error, next_attempt_at
   calls:      linkedid, ddi, subscriber, caller, caller_name, status, outcome, started_at,
               ended_at
-  ami_actions: the actions the sandbox Asterisk received (ActionID dropped, secrets masked)
+  ami_actions: the actions the sandbox Asterisk received (ActionID dropped, secrets masked);
+              empty with --pbx (a real Asterisk keeps no such log)
   telegram_requests: how many Bot API requests the sandbox answered
+  pbx:        only with --pbx (demo/pbx.py): asterisk (version), astdb (family frontdesk
+              after the day), user_events (Frontdesk* UserEvents: name, fields), bridges
+              (channels per bridge), call_back (mobile, caller, the bridge joining them),
+              telegram_forward (ddi, its AstDB scenario after the Telegram command)
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from models.db import Call, Delivery
-from sandbox.ami_server import AmiServer
 from sandbox.telegram_api import BotApiServer
 
 
@@ -25,7 +30,9 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-async def build_report(ami: AmiServer, bot: BotApiServer) -> dict[str, Any]:
+async def build_report(
+    ami_actions: Sequence[Mapping[str, str]], bot: BotApiServer
+) -> dict[str, Any]:
     calls = await Call.all().order_by("started_at", "id").prefetch_related("subscriber")
     deliveries = await Delivery.all().order_by("id").prefetch_related("subscriber", "notification")
     return {
@@ -63,7 +70,7 @@ async def build_report(ami: AmiServer, bot: BotApiServer) -> dict[str, Any]:
             for d in deliveries
         ],
         "ami_actions": [
-            {k: v for k, v in action.items() if k.lower() != "actionid"} for action in ami.actions
+            {k: v for k, v in action.items() if k.lower() != "actionid"} for action in ami_actions
         ],
         "telegram_requests": len(bot.requests),
     }
@@ -92,5 +99,11 @@ def print_timeline(report: dict[str, Any]) -> None:
         print(f"  {d['subscriber']} ({d['kind']}, {d['channel']} {d['address']}, {d['status']}):")
         for line in d["text"].splitlines():
             print(f"      {line}")
+    if pbx := report.get("pbx"):
+        events = [e["name"] for e in pbx["user_events"]]
+        print(f"\nReal PBX: {pbx['asterisk']}")
+        print(f"  UserEvents: {', '.join(events)}")
+        print(f"  AstDB frontdesk: {', '.join(f'{k}={v}' for k, v in pbx['astdb'].items())}")
+        return
     actions = [a.get("Action", "?") for a in report["ami_actions"]]
     print(f"\nAMI actions received by the sandbox: {', '.join(actions)}")

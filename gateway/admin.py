@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from gateway.messages import KINDS, MESSAGE
@@ -52,25 +56,49 @@ async def add_subscriber(
     region: str = "GR",
 ) -> NewSubscriber:
     _check(language, timezone)
-    forward = to_e164(mobile, region) if mobile else None
+    own = await _free_mobile(mobile, region) if mobile else None
     for number in ddis:
         if not number.lstrip("+").isdigit():
             raise AdminError(f"DDI {number!r} must be digits")
         if await Ddi.exists(number=number):
             raise AdminError(f"DDI {number} already belongs to a subscriber")
-    async with in_transaction():
+    async with _one_mobile_each(own), in_transaction():
         subscriber = await Subscriber.create(
             name=name,
             language=language,
             timezone=timezone,
             scenario=Scenario.AGENT,
-            forward_number=forward,
+            mobile=own,  # forward_number stays None: the forward scenario rings the mobile
             instructions=instructions,
         )
         for number in ddis:
             await Ddi.create(number=number, subscriber=subscriber)
         code = await new_link_code(subscriber)
     return NewSubscriber(subscriber, code)
+
+
+async def _free_mobile(mobile: str, region: str, subscriber_id: int | None = None) -> str:
+    """The number in E.164, if no other subscriber has it as its mobile: an SMS from it
+    must identify one subscriber."""
+    number = to_e164(mobile, region)
+    owner = await Subscriber.filter(mobile=number).exclude(id=subscriber_id or 0).first()
+    if owner is not None:
+        raise AdminError(
+            f"mobile {number} is already subscriber {owner.id}'s; a number can be the mobile "
+            "of one subscriber only (forwarding to it is fine: subscriber set --forward)"
+        )
+    return number
+
+
+@asynccontextmanager
+async def _one_mobile_each(number: str | None) -> AsyncIterator[None]:
+    """The unique index settles a race between two admins; say so plainly."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if number and await Subscriber.exists(mobile=number):
+            raise AdminError(f"mobile {number} is already another subscriber's") from exc
+        raise
 
 
 async def new_link_code(subscriber: Subscriber) -> str:
@@ -120,31 +148,51 @@ async def set_contact_points(
     quiet_hours: str | None = None,
     region: str = "GR",
     pin: str | None = None,
+    forward: str | None = None,
 ) -> Subscriber:
-    """Email, mobile (forwarding, SMS, MMS) and quiet hours ("22:00-07:00", or "" for none)."""
+    """Email, mobile (SMS identity, SMS, MMS, call back; forwarding unless `forward` is
+    set), forward target and quiet hours ("22:00-07:00"); "" removes a value."""
     subscriber = await _subscriber(subscriber_id)
+    changes: dict[str, Any] = {}
     if email is not None:
-        if email and ("@" not in email or email.startswith("@") or email.endswith("@")):
-            raise AdminError(f"{email!r} is not an email address")
-        subscriber.email = email or None
+        changes["email"] = _email(email)
     if mobile is not None:
-        subscriber.forward_number = to_e164(mobile, region) if mobile else None
+        changes["mobile"] = await _free_mobile(mobile, region, subscriber.id) if mobile else None
+    if forward is not None:
+        changes["forward_number"] = to_e164(forward, region) if forward else None
     if quiet_hours is not None:
-        start, _, end = quiet_hours.partition("-")
-        if quiet_hours:
-            try:
-                parse_hhmm(start)
-                parse_hhmm(end)
-            except BadQuietHours as exc:
-                raise AdminError(f"quiet hours must look like 22:00-07:00: {exc}") from exc
-        subscriber.quiet_start, subscriber.quiet_end = (start, end) if quiet_hours else (None, None)
+        changes["quiet_start"], changes["quiet_end"] = _quiet_hours(quiet_hours)
     if pin is not None:
-        if not (pin.isdigit() and 4 <= len(pin) <= 8):
-            raise AdminError("the SMS PIN must be 4 to 8 digits")
-        subscriber.sms_pin_hash = hash_pin(pin)
-        subscriber.sms_pin_failures, subscriber.sms_locked_until = 0, None
-    await subscriber.save()
-    return subscriber
+        changes |= _new_pin(pin)
+    if changes:
+        # Only these columns: saving the whole row would undo PIN failures counted meanwhile.
+        async with _one_mobile_each(changes.get("mobile")):
+            await Subscriber.filter(id=subscriber.id).update(**changes)
+    return await _subscriber(subscriber_id)
+
+
+def _email(email: str) -> str | None:
+    if email and ("@" not in email or email.startswith("@") or email.endswith("@")):
+        raise AdminError(f"{email!r} is not an email address")
+    return email or None
+
+
+def _quiet_hours(quiet_hours: str) -> tuple[str | None, str | None]:
+    if not quiet_hours:
+        return None, None
+    start, _, end = quiet_hours.partition("-")
+    try:
+        parse_hhmm(start)
+        parse_hhmm(end)
+    except BadQuietHours as exc:
+        raise AdminError(f"quiet hours must look like 22:00-07:00: {exc}") from exc
+    return start, end
+
+
+def _new_pin(pin: str) -> dict[str, Any]:
+    if not (pin.isdigit() and 4 <= len(pin) <= 8):
+        raise AdminError("the SMS PIN must be 4 to 8 digits")
+    return {"sms_pin_hash": hash_pin(pin), "sms_pin_failures": 0, "sms_locked_until": None}
 
 
 async def set_route(subscriber_id: int, kind: str, urgency: Urgency, channels: list[str]) -> None:

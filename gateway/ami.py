@@ -4,13 +4,19 @@ panoramisk 1.4 decodes each TCP chunk on its own (losing split UTF-8 characters)
 at a fixed pace and never notices a silent peer. We keep its action/response bookkeeping
 and replace those three: FrameParser for the bytes, doubling backoff for reconnects, and a
 Ping that must be answered within ping_timeout or the link is dropped and rebuilt.
+
+Each login also reads the FullyBooted event Asterisk sends right after it: its Uptime tells
+a PBX restart (every channel gone, channel names counted from -00000000 again) from a mere
+reconnect to the same running PBX.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from panoramisk import Manager
@@ -25,6 +31,19 @@ log = logging.getLogger(__name__)
 
 FrameHandler = Callable[[Frame], None]
 ConnectedHook = Callable[[], Awaitable[None]]
+
+FULLY_BOOTED = "FullyBooted"
+# Uptime is whole seconds and our clock is not Asterisk's: boot times this close are one run.
+_SAME_RUN_SLACK = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class PbxRun:
+    """What FullyBooted said at this login: how long Asterisk has been up, and whether it
+    restarted since our previous login (None: no previous login to compare with)."""
+
+    uptime: int
+    restarted: bool | None
 
 
 class AmiUnavailable(RuntimeError):
@@ -111,6 +130,10 @@ class _Manager(Manager):
             self.protocol.transport.close()
 
 
+def _headers(message: Message) -> dict[str, str]:
+    return {str(k): str(v) for k, v in message.items() if k != "content"}
+
+
 class AmiClient:
     """Connects, logs in, keeps the link alive, hands every event frame to `on_event`."""
 
@@ -130,6 +153,9 @@ class AmiClient:
         self.connected = asyncio.Event()
         self.parsers: list[FrameParser] = []
         self._manager: _Manager | None = None
+        self._clock = time.time
+        self._booted_at: float | None = None  # Asterisk's start, by our clock, last we heard
+        self._run: asyncio.Future[PbxRun] | None = None  # this connection's FullyBooted
 
     def next_backoff(self) -> float:
         delay = self._backoff
@@ -137,10 +163,39 @@ class AmiClient:
         return delay
 
     def _protocol(self) -> _Protocol:
-        parser = FrameParser(self.settings.max_frame_bytes, self._wanted)
+        wanted = None if self._wanted is None else self._wanted | {FULLY_BOOTED}
+        parser = FrameParser(self.settings.max_frame_bytes, wanted)
         self.parsers.append(parser)
         del self.parsers[:-1]  # stats of the live connection only
-        return _Protocol(parser, self._on_event)
+        self._run = asyncio.get_running_loop().create_future()
+        return _Protocol(parser, self._on_frame)
+
+    def _on_frame(self, frame: Frame) -> None:
+        if frame.get("Event") == FULLY_BOOTED:
+            self._fully_booted(frame)
+        self._on_event(frame)
+
+    def _fully_booted(self, frame: Frame) -> None:
+        try:
+            uptime = int(frame.get("Uptime", ""))
+        except ValueError:
+            return  # an Asterisk too old to say
+        booted_at = self._clock() - uptime
+        previous, self._booted_at = self._booted_at, booted_at
+        restarted = None if previous is None else booted_at > previous + _SAME_RUN_SLACK
+        if self._run is not None and not self._run.done():
+            self._run.set_result(PbxRun(uptime, restarted))
+
+    async def pbx_run(self, timeout: float) -> PbxRun | None:
+        """This login's FullyBooted, waited for up to `timeout` (None if it did not come:
+        Asterisk still booting, or an AMI user without the `system` read class)."""
+        run = self._run
+        if run is None:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(run), timeout)
+        except TimeoutError:
+            return None
 
     async def start(self) -> None:
         s = self.settings
@@ -168,6 +223,9 @@ class AmiClient:
             self.settings.username,
         )
         self._backoff = self.settings.reconnect_min
+        # panoramisk would replay actions left unanswered by the last connection; after a
+        # restart a channel name may belong to another call by then, so never replay any.
+        manager.awaiting_actions.clear()
         self.connected.set()
         if self._on_connected is not None:
             task = asyncio.ensure_future(self._on_connected())
@@ -186,22 +244,37 @@ class AmiClient:
 
     async def send_action(self, action: dict[str, str], timeout: float = 5.0) -> dict[str, str]:
         """Send one action and return Asterisk's response headers; raise on error."""
-        manager = self._manager
-        if manager is None or not self.connected.is_set() or manager.protocol is None:
-            raise AmiUnavailable(f"AMI not connected; {action.get('Action')} not sent")
         # An async Originate is "queued" at once; its OriginateResponse comes only when the
         # phone answers, much later, so return on the first answer. Lists (DBGet) still wait.
         is_async = action.get("Async", "").lower() == "true"
-        request = Action(dict(action), as_list=False if is_async else None)
+        messages = await self._request(action, timeout, as_list=False if is_async else None)
+        return messages[0]
+
+    async def send_list_action(
+        self, action: dict[str, str], timeout: float = 10.0
+    ) -> list[dict[str, str]]:
+        """Send a list action (CoreShowChannels, DBGet...) and return its list items: every
+        event after the response, up to but without the closing `...Complete` event."""
+        messages = await self._request(action, timeout, as_list=None)
+        return [m for m in messages[1:] if not m.get("Event", "").endswith("Complete")]
+
+    async def _request(
+        self, action: dict[str, str], timeout: float, as_list: bool | None
+    ) -> list[dict[str, str]]:
+        """The response and, for a list, its events (panoramisk collects them by ActionID
+        until the `...Complete` event); raises on an error response."""
+        manager = self._manager
+        if manager is None or not self.connected.is_set() or manager.protocol is None:
+            raise AmiUnavailable(f"AMI not connected; {action.get('Action')} not sent")
+        request = Action(dict(action), as_list=as_list)
         try:
             response = await asyncio.wait_for(manager.send_action(request), timeout)
         except TimeoutError as exc:
             raise AmiUnavailable(f"AMI did not answer {action.get('Action')}") from exc
-        first = response[0] if isinstance(response, list) else response
-        headers = {str(k): str(v) for k, v in first.items()}
-        if headers.get("Response") == "Error":
-            raise AmiActionError(f"{action.get('Action')}: {headers.get('Message', 'error')}")
-        return headers
+        messages = [_headers(m) for m in (response if isinstance(response, list) else [response])]
+        if messages[0].get("Response") == "Error":
+            raise AmiActionError(f"{action.get('Action')}: {messages[0].get('Message', 'error')}")
+        return messages
 
     async def stop(self) -> None:
         manager = self._manager

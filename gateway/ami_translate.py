@@ -7,7 +7,8 @@ dropped before decoding.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 
 from gateway.ami_wire import Frame
 from models.events import (
@@ -19,11 +20,21 @@ from models.events import (
     ChannelOpened,
     DialEnded,
     DialStarted,
+    LiveChannel,
     PbxEvent,
     VoicemailWaiting,
 )
 
 Translator = Callable[[Frame], PbxEvent | None]
+
+# Asterisk names a channel <tech>/<resource>-<8 hex digits>, plus ;1/;2 for Local halves.
+_CHANNEL_SEQUENCE = re.compile(r"-[0-9a-fA-F]+(;[12])?$")
+
+
+def member_interface(channel: str) -> str:
+    """The queue member interface behind an agent's leg: the channel name without its
+    sequence ('Local/agent7@agents-0000001a;1' -> 'Local/agent7@agents')."""
+    return _CHANNEL_SEQUENCE.sub("", channel)
 
 
 def _linkedid(f: Frame) -> str:
@@ -53,12 +64,14 @@ def _caller_identified(f: Frame) -> CallerIdentified:
 
 
 def _dial_started(f: Frame) -> DialStarted:
+    dest_channel = f.get("DestChannel", "")
     return DialStarted(
         linkedid=_linkedid(f),
         uniqueid=f.get("Uniqueid", ""),
         dest_uniqueid=f.get("DestUniqueid", ""),
-        dest_channel=f.get("DestChannel", ""),
+        dest_channel=dest_channel,
         dial_string=f.get("DialString", ""),
+        dest_interface=member_interface(dest_channel),
     )
 
 
@@ -106,6 +119,8 @@ def _user_event_table(prefix: str) -> dict[str, Translator]:
             forward_to=f.get("ForwardTo", ""),
             caller_number=f.get("CallerIDNum", ""),
             caller_name=f.get("CallerIDName", ""),
+            channel=f.get("Channel", ""),
+            uniqueid=f.get("Uniqueid", ""),
         )
 
     def fell_back(f: Frame) -> CallFellBack:
@@ -122,9 +137,24 @@ def _user_event_table(prefix: str) -> dict[str, Translator]:
             scenario=f.get("Scenario", ""),
             dial_status=f.get("DialStatus", ""),
             vm_status=f.get("VMStatus", ""),
+            answered=f.get("Answered"),  # absent (None) from dialplans older than the field
+            answered_by=f.get("AnsweredBy", ""),
         )
 
     return {f"{prefix}Call": routed, f"{prefix}Fallback": fell_back, f"{prefix}CallEnd": finished}
+
+
+def live_calls(rows: Iterable[Frame]) -> dict[str, list[LiveChannel]]:
+    """CoreShowChannel list items, grouped by call (Linkedid)."""
+    calls: dict[str, list[LiveChannel]] = {}
+    for f in rows:
+        if f.get("Event") != "CoreShowChannel" or not f.get("Linkedid"):
+            continue
+        channel = LiveChannel(
+            linkedid=f["Linkedid"], uniqueid=f.get("Uniqueid", ""), channel=f.get("Channel", "")
+        )
+        calls.setdefault(channel.linkedid, []).append(channel)
+    return calls
 
 
 class AmiTranslator:

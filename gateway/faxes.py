@@ -4,7 +4,8 @@ The hook handler (gateway/fax.py) has already archived the TIFF and converted wh
 could. Here: the called number finds the subscriber's DDI, and one notification per fax
 (dedupe key `fax:<commid>`: a hook retried after a lost answer tells nobody twice) goes
 out by the subscriber's fax route. A fax that could not be read still tells the
-subscriber it came, and the admins where the original is.
+subscriber it came, and the admins where the original is; so does one whose hook fields
+were wrong (it goes out dated when it reached the gateway).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ class FaxDesk:
         subscriber = await self._owner(fax.called)
         key = f"{FAX}:{fax.commid or fax.tiff_path.stem}"
         if subscriber is None:
+            issues = self._issues(fax)
             await self._notices.alert_admins(
                 key,
                 f"fax from {fax.caller or '?'} to {fax.called_raw or '?'}: no subscriber has "
-                f"that number; kept at {fax.tiff_path}",
+                f"that number{'; ' + issues if issues else ''}; kept at {fax.tiff_path}",
             )
             return
         number = caller_e164(fax.caller, self._region) if digits(fax.caller) else ""
@@ -62,12 +64,26 @@ class FaxDesk:
             await self._notices.create(
                 [NewNotification(key, subscriber, FAX, Urgency.NORMAL, payload)]
             )
-        if fax.pdf_path is None:
+        issues = self._issues(fax)
+        if issues:
             await self._notices.alert_admins(
                 key,
-                f"fax {fax.commid} for {subscriber.name} could not be read ({fax.problem}); "
+                f"fax {fax.commid or fax.tiff_path.stem} for {subscriber.name}: {issues}; "
                 f"the original is at {fax.tiff_path}",
             )
+
+    @staticmethod
+    def _issues(fax: ReceivedFax) -> str:
+        """What an admin must look at (one alert: alerts are kept once per key)."""
+        issues = []
+        if fax.pdf_path is None:
+            issues.append(f"it could not be read ({fax.problem})")
+        if fax.bad_metadata:
+            issues.append(
+                f"the hook sent bad metadata ({fax.bad_metadata}), so it is dated when it "
+                "reached the gateway"
+            )
+        return " and ".join(issues)
 
     @staticmethod
     async def _owner(called: str) -> Subscriber | None:

@@ -20,16 +20,28 @@ log = logging.getLogger(__name__)
 TextHook = Callable[[InboundMessage], Awaitable[None]]
 
 
+async def sender_subscriber(channel: str, sender: str) -> Subscriber | None:
+    """The one subscriber whose registered mobile (SMS) or email address the sender is;
+    None for anyone else. A forward target never identifies anybody: only
+    Subscriber.mobile does, and it is unique. An email address on file for several
+    subscribers identifies none of them (which one would the command act on?)."""
+    if not sender:
+        return None
+    column = "email" if channel == "email" else "mobile"
+    found = await Subscriber.filter(**{column: sender}).order_by("id").limit(2)
+    if len(found) > 1:
+        log.warning("inbound %s: %s is on file for several subscribers; none acts", channel, column)
+        return None
+    return found[0] if found else None
+
+
 class InboundDesk:
     def __init__(self, notices: Notices) -> None:
         self._notices = notices
         self.on_text: TextHook | None = None
 
     async def receive(self, message: Inbound) -> InboundMessage:
-        if message.channel == "email":
-            subscriber = await Subscriber.get_or_none(email=message.sender)
-        else:
-            subscriber = await Subscriber.get_or_none(forward_number=message.sender)
+        subscriber = await sender_subscriber(message.channel, message.sender)
         stored = await InboundMessage.create(
             channel=message.channel,
             sender=message.sender,

@@ -36,6 +36,12 @@ def reply_text(raw: bytes) -> tuple[str, str]:
     return sender, str(text)
 
 
+# What a sender's server is told when something went wrong on our side: never the error
+# itself (aiosmtpd's default answer quotes the exception). Temporary, so the reply is
+# sent again rather than lost; the details are in our log.
+LOCAL_ERROR = "451 4.3.0 Local error in processing; please try again later"
+
+
 class _Handler:
     def __init__(self, on_inbound: InboundSink) -> None:
         self._on_inbound = on_inbound
@@ -49,8 +55,18 @@ class _Handler:
             return "550 5.6.0 message could not be read"
         sender = sender or (envelope.mail_from or "").lower()
         recipient = envelope.rcpt_tos[0] if envelope.rcpt_tos else ""
-        await self._on_inbound(InboundMessage("email", sender, recipient, text, datetime.now(UTC)))
+        message = InboundMessage("email", sender, recipient, text, datetime.now(UTC))
+        try:
+            await self._on_inbound(message)
+        except Exception:
+            log.exception("inbound email from %s could not be handed on", sender)
+            return LOCAL_ERROR
         return "250 OK"
+
+    async def handle_exception(self, error: Exception) -> str:
+        """Anything else that fails in a session: logged, answered without detail."""
+        log.error("SMTP session failed", exc_info=error)
+        return LOCAL_ERROR
 
 
 class MailIn:

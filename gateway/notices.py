@@ -74,7 +74,7 @@ class _Reach:
         if channel == "email":
             return [(self.subscriber.email, lang)] if self.subscriber.email else []
         if channel in ("sms", "mms"):
-            number = self.subscriber.forward_number
+            number = self.subscriber.mobile  # their own phone, never the forward target
             return [(number, lang)] if number else []
         return []
 

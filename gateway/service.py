@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.ami import AmiClient
-from gateway.ami_translate import AmiTranslator
+from gateway.ami import AmiActionError, AmiClient, AmiUnavailable, PbxRun
+from gateway.ami_translate import AmiTranslator, live_calls
 from gateway.ami_wire import Frame
 from gateway.control import Control
 from gateway.faxes import FaxDesk
@@ -37,6 +37,17 @@ from notifiers.base import DeliveryReport, InboundMessage, ManagedNotifier, Noti
 log = logging.getLogger(__name__)
 
 ROUTE_BATCH = 200  # snapshots routed per transaction when a burst arrives
+BOOT_WAIT = 2.0  # how long a login waits for Asterisk's FullyBooted (it follows the login)
+
+
+def _describe(run: PbxRun | None) -> str:
+    if run is None:
+        return "logged in (Asterisk's uptime unknown)"
+    if run.restarted is None:
+        return f"logged in (Asterisk up {run.uptime}s)"
+    if run.restarted:
+        return f"logged in after an Asterisk restart (up {run.uptime}s)"
+    return f"reconnected to the same Asterisk run (up {run.uptime}s)"
 
 
 class Gateway:
@@ -67,7 +78,9 @@ class Gateway:
             wanted_events=self.translator.event_names,
             on_connected=self._on_ami_connected,
         )
-        self.control = Control(self.ami, ringing=lambda: self.tracker.calls.values())
+        self.control = Control(
+            self.ami, ringing=lambda: self.tracker.calls.values(), on_moved=self.tracker.moved
+        )
         self.faxes = FaxDesk(self.notices, settings.locale.default_region)
         self.mail_in = MailIn(settings.mail_in, self.on_inbound)
         self.web = build_app(self.health, self.on_report, settings.fax, self.faxes.on_fax)
@@ -76,6 +89,10 @@ class Gateway:
         # Told of every call snapshot once it is routed (the demo and tests wait on these).
         self.observers: list[Callable[[CallSnapshot], None]] = []
         self.http_port: int | None = None
+        # AMI logins after which calls were reconciled and AstDB re-asserted: what the PBX
+        # knows agrees with us again (tests and the demo wait on it after a PBX restart).
+        self.pbx_syncs = 0
+        self._synced = asyncio.Condition()
 
     def add_notifier(self, notifier: Notifier) -> None:
         self.notifiers[notifier.channel] = notifier
@@ -98,7 +115,41 @@ class Gateway:
                 self.voicemail.poke(event.mailbox)
 
     async def _on_ami_connected(self) -> None:
+        try:
+            await self.reconcile()
+        except Exception:
+            log.exception("reconciling calls with the PBX failed; they expire in time")
         await self.control.reassert_all()
+        self.pbx_syncs += 1
+        async with self._synced:
+            self._synced.notify_all()
+
+    async def wait_synced(self, after: int, timeout: float) -> None:
+        """Until a login later than the `after`-th one has been fully synced."""
+        async with asyncio.timeout(timeout), self._synced:
+            await self._synced.wait_for(lambda: self.pbx_syncs > after)
+
+    async def reconcile(self) -> int:
+        """After a login, end the tracked calls the PBX no longer has (their hangups were
+        lost: a restart or crash, or a disconnect) and re-read the channels of the others.
+        Returns how many calls were ended."""
+        run = await self.ami.pbx_run(BOOT_WAIT)
+        before = self.tracker.channel_view()
+        try:
+            rows = await self.ami.send_list_action({"Action": "CoreShowChannels"})
+        except (AmiUnavailable, AmiActionError) as exc:
+            if run is None or not run.restarted:
+                log.warning("AMI %s; cannot list channels (%s): calls kept", _describe(run), exc)
+                return 0
+            rows = []  # a restart ended every call it had, listed or not
+        ended = self.tracker.reconcile(live_calls(rows), before)
+        log.info(
+            "AMI %s: %d call(s) tracked, %d ended as gone from the PBX",
+            _describe(run),
+            len(before),
+            ended,
+        )
+        return ended
 
     async def _route_forever(self) -> None:
         while True:

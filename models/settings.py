@@ -6,6 +6,7 @@ can fix the file without reading code.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -133,6 +134,12 @@ class MmsSettings:
     password: str = ""
     sender_address: str = ""
     timeout: float = 30.0
+    # HTTP Basic credentials the MMSC must show when it posts delivery reports to
+    # /hooks/mm7; empty: username/password above. No password at all: reports refused.
+    report_username: str = ""
+    report_password: str = ""
+    # Addresses or networks the MMSC posts reports from, comma-separated; empty: any.
+    report_from: str = ""
 
 
 @dataclass(frozen=True)
@@ -185,6 +192,10 @@ class FaxSettings:
     archive: str = "var/fax"
     # Largest upload accepted, bytes.
     max_bytes: int = 50_000_000
+    # Faxes converted to PDF at once (each holds its TIFF and a decoded page in memory).
+    conversions: int = 2
+    # Largest page converted, in pixels (a fine A4 page has 4 M); checked before decoding.
+    max_pixels: int = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -214,6 +225,15 @@ class Settings:
     fax: FaxSettings = field(default_factory=FaxSettings)
     mail_in: MailInSettings = field(default_factory=MailInSettings)
 
+    def secrets(self) -> list[tuple[str, str]]:
+        """(section, value) of every secret configured: the log redaction hides them."""
+        return [
+            (section.name, value)
+            for section in fields(self)
+            for f in fields(getattr(self, section.name))
+            if _is_secret(f.name) and (value := getattr(getattr(self, section.name), f.name))
+        ]
+
     def redacted(self) -> dict[str, dict[str, Any]]:
         """A view safe to log: secrets and tokens replaced."""
         out: dict[str, dict[str, Any]] = {}
@@ -227,7 +247,7 @@ class Settings:
 
 
 def _is_secret(key: str) -> bool:
-    return key in {"secret", "token", "password"} or key.endswith("_secret")
+    return key in {"secret", "token", "password"} or key.endswith(("_secret", "_password"))
 
 
 def _coerce(key: str, value: Any, kind: type) -> Any:
@@ -323,10 +343,18 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("config key transcription.workers: workers and threads must be >= 1")
     if settings.smtp.security not in {"starttls", "tls", "none"}:
         raise ConfigError("config key smtp.security: one of starttls, tls, none")
+    if problem := smtp_cleartext_login(settings.smtp):
+        raise ConfigError(problem)
+    try:
+        parse_networks(settings.mms.report_from)
+    except ValueError as exc:
+        raise ConfigError(f"config key mms.report_from: {exc}") from exc
     if not 1 <= settings.smpp.window <= 1000:
         raise ConfigError("config key smpp.window: must be between 1 and 1000")
     if not 1 <= settings.smpp.max_parts <= 255:
         raise ConfigError("config key smpp.max_parts: must be between 1 and 255")
+    if settings.fax.conversions < 1 or settings.fax.max_pixels < 1:
+        raise ConfigError("config key fax.conversions: conversions and max_pixels must be >= 1")
     channels = [
         c.strip()
         for hop in settings.routing.default_channels.split(",")
@@ -345,6 +373,33 @@ def _validate(settings: Settings) -> None:
         or settings.outbox.retry_max < settings.outbox.retry_initial
     ):
         raise ConfigError("config key outbox.retry_max: must be >= outbox.retry_initial > 0")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine by its address or by the name localhost (never by
+    resolving a name: DNS may say otherwise tomorrow)."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def smtp_cleartext_login(smtp: SmtpSettings) -> str | None:
+    """Why these settings would send the SMTP password in clear, or None when they don't."""
+    if smtp.security != "none" or not smtp.username or not smtp.host or is_loopback(smtp.host):
+        return None
+    return (
+        f"config key smtp.security: 'none' would send smtp.password in clear to {smtp.host}; "
+        "use starttls or tls ('none' with a login is for a relay on this machine only)"
+    )
+
+
+def parse_networks(spec: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated addresses or networks ("192.0.2.10, 198.51.100.0/24")."""
+    return [ipaddress.ip_network(p.strip(), strict=False) for p in spec.split(",") if p.strip()]
 
 
 def with_section(settings: Settings, name: str, **changes: Any) -> Settings:

@@ -27,7 +27,7 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
-from models.settings import ConfigError, SmtpSettings
+from models.settings import ConfigError, SmtpSettings, smtp_cleartext_login
 from notifiers.base import Attachment, OutgoingMessage, PermanentError, Receipt, TransientError
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,8 @@ class EmailNotifier:
     def __init__(self, settings: SmtpSettings) -> None:
         if settings.security not in SECURITY_MODES:
             raise ConfigError("config key smtp.security: one of starttls, tls, none")
+        if problem := smtp_cleartext_login(settings):
+            raise ConfigError(problem)  # settings built in code skip load_settings' check
         envelope_sender = parseaddr(settings.from_address)[1]
         if "@" not in envelope_sender:
             raise ConfigError(f"config key smtp.from_address: no address in {envelope_sender!r}")

@@ -26,6 +26,7 @@ __all__ = [
     "MM7_NS",
     "MM7_VERSION",
     "SOAP_ENV_NS",
+    "DeliveryReportReq",
     "Mm7FormatError",
     "Mm7Status",
     "SubmitOutcome",
@@ -33,6 +34,7 @@ __all__ = [
     "delivery_report_response",
     "parse_delivery_report",
     "parse_submit_rsp",
+    "read_delivery_report",
 ]
 
 MM7_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
@@ -105,6 +107,19 @@ class SubmitOutcome:
     status: Mm7Status | None
     message_id: str = ""
     fault_code: str = ""
+
+
+@dataclass(frozen=True)
+class DeliveryReportReq:
+    """A DeliveryReportReq as read: whom it is about (``recipient``, as the MMSC wrote it:
+    an MSISDN, possibly with "+" or "/TYPE=PLMN", an e-mail address or a short code), and
+    ``report``, None while the outcome is still open."""
+
+    transaction_id: str
+    message_id: str
+    recipient: str
+    mm_status: str
+    report: DeliveryReport | None
 
 
 # -- building ------------------------------------------------------------------------------
@@ -261,7 +276,13 @@ def parse_submit_rsp(body: bytes, content_type: str) -> SubmitOutcome:
 
 
 def parse_delivery_report(body: bytes, content_type: str) -> tuple[str, DeliveryReport | None]:
-    """Read a DeliveryReportReq posted by the MMSC: (TransactionID, report).
+    """(TransactionID, report) of a DeliveryReportReq; see read_delivery_report."""
+    request = read_delivery_report(body, content_type)
+    return request.transaction_id, request.report
+
+
+def read_delivery_report(body: bytes, content_type: str) -> DeliveryReportReq:
+    """Read a DeliveryReportReq posted by the MMSC.
 
     ``content_type`` is the whole Content-Type header (with its boundary and start
     parameters), not aiohttp's ``request.content_type``. The body is a SOAP envelope,
@@ -270,7 +291,8 @@ def parse_delivery_report(body: bytes, content_type: str) -> tuple[str, Delivery
     The report is None while the outcome is still open (MMStatus Deferred, Indeterminate,
     Forwarded, or a value this schema release does not know): acknowledge it and wait for
     the next one. Otherwise ``delivered`` is True for Retrieved only. Raises
-    Mm7FormatError (a ValueError) for anything that is not a well-formed report.
+    Mm7FormatError (a ValueError) for anything that is not a well-formed report, also
+    one without the Recipient it is about (mandatory: reports are checked against it).
     """
     transaction_id, operation = _soap_operation(body, content_type)
     if _local(operation.tag) != "DeliveryReportReq":
@@ -278,18 +300,21 @@ def parse_delivery_report(body: bytes, content_type: str) -> tuple[str, Delivery
     message_id = _child_text(operation, "MessageID")
     if not message_id:
         raise Mm7FormatError("DeliveryReportReq without MessageID")
+    recipient = _first_child_text(_child(operation, "Recipient"))
+    if not recipient:
+        raise Mm7FormatError("DeliveryReportReq without Recipient")
     mm_status = _child_text(operation, "MMStatus")
     if not mm_status:
         raise Mm7FormatError("DeliveryReportReq without MMStatus")
-    if mm_status not in FINAL_MM_STATUSES:
-        return transaction_id, None
-    report = DeliveryReport(
-        channel="mms",
-        message_id=message_id,
-        delivered=mm_status == "Retrieved",
-        detail=mm_status,
-    )
-    return transaction_id, report
+    report = None
+    if mm_status in FINAL_MM_STATUSES:
+        report = DeliveryReport(
+            channel="mms",
+            message_id=message_id,
+            delivered=mm_status == "Retrieved",
+            detail=mm_status,
+        )
+    return DeliveryReportReq(transaction_id, message_id, recipient, mm_status, report)
 
 
 def _soap_operation(body: bytes, content_type: str) -> tuple[str, ET.Element]:
@@ -389,4 +414,10 @@ def _child(parent: ET.Element | None, name: str) -> ET.Element | None:
 
 def _child_text(parent: ET.Element | None, name: str) -> str:
     element = _child(parent, name)
+    return (element.text or "").strip() if element is not None else ""
+
+
+def _first_child_text(parent: ET.Element | None) -> str:
+    """The text of the first element inside `parent` (Number, RFC2822Address...)."""
+    element = next((c for c in parent if _local(c.tag)), None) if parent is not None else None
     return (element.text or "").strip() if element is not None else ""

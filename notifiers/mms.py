@@ -2,8 +2,9 @@
 
 The wire format lives in notifiers/mm7.py; here are the HTTP exchange and the policy that
 turns the MMSC's answer into a Receipt, a TransientError or a PermanentError. Delivery
-reports come back on our own HTTP endpoint: parse_delivery_report and
-delivery_report_response (re-exported below) are what that endpoint needs.
+reports come back on our own HTTP endpoint: read_delivery_report and
+delivery_report_response (re-exported below) are what that endpoint needs, and
+report_credentials says what the MMSC must show there.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import aiohttp
 from models.settings import MmsSettings
 from notifiers.base import OutgoingMessage, PermanentError, Receipt, TransientError
 from notifiers.mm7 import (
+    DeliveryReportReq,
     Mm7FormatError,
     Mm7Status,
     SubmitOutcome,
@@ -25,9 +27,18 @@ from notifiers.mm7 import (
     delivery_report_response,
     parse_delivery_report,
     parse_submit_rsp,
+    read_delivery_report,
 )
 
-__all__ = ["Mm7FormatError", "MmsNotifier", "delivery_report_response", "parse_delivery_report"]
+__all__ = [
+    "DeliveryReportReq",
+    "Mm7FormatError",
+    "MmsNotifier",
+    "delivery_report_response",
+    "parse_delivery_report",
+    "read_delivery_report",
+    "report_credentials",
+]
 
 # MSISDNs go out as international digits without '+': the form every MMSC accepts, while
 # some refuse the '+'. E.164: a country code (never 0) and at most 15 digits in all.
@@ -160,6 +171,17 @@ def _http_error(status: int, headers: Mapping[str, str]) -> Exception | None:
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     value = headers.get("Retry-After", "").strip()
     return float(value) if value.isdigit() else None
+
+
+def report_credentials(settings: MmsSettings) -> tuple[str, str] | None:
+    """(user, password) the MMSC must show on /hooks/mm7: mms.report_username and
+    mms.report_password, else the VASP account's own; None (refuse every report) when
+    neither has a password."""
+    if settings.report_password:
+        return settings.report_username, settings.report_password
+    if settings.password:
+        return settings.username, settings.password
+    return None
 
 
 def _basic_auth(username: str, password: str) -> str:

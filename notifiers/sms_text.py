@@ -5,6 +5,9 @@ Pure functions (no I/O) so that every rule here is unit-tested on its own. Sizes
 - GSM 7-bit default alphabet (data_coding 0x00), one septet per octet, unpacked; the
   extension table (€, [, ], {, }, ...) costs two septets (escape 0x1B + code) and an escape
   pair is never split across parts. 160 septets in one SMS, 153 per concatenated part.
+- Typographic characters with a plain GSM spelling (no-break and other spaces, curly
+  quotes, dashes, the ellipsis: `GSM_EQUIVALENTS`) count and encode as that spelling, so
+  they never force UCS-2 on a text that is otherwise GSM.
 - Anything else: UCS-2 (data_coding 0x08), sent as UTF-16-BE; 70 code units in one SMS,
   67 per part; an emoji (a surrogate pair) is never split across parts.
 - Concatenated parts carry a user data header (esm_class 0x40) with IE 0x00: an 8-bit
@@ -52,6 +55,26 @@ GSM_EXTENSION = {
     "€": 0x65,
 }
 _GSM_CODE = {ch: code for code, ch in enumerate(GSM_BASIC) if code != ESCAPE}
+# No-break, fixed-width and ideographic spaces; the tab is not in the alphabet either.
+_SPACES = "\t\u00a0\u1680\u202f\u205f\u3000" + "".join(map(chr, range(0x2000, 0x200B)))
+# Characters outside the alphabet sent as their GSM spelling. Babel puts U+202F before
+# "PM" in every English time: without these, such an SMS went as UCS-2, 2-3x the parts.
+GSM_EQUIVALENTS: dict[str, str] = {
+    **dict.fromkeys(_SPACES, " "),
+    **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u2039\u203a`\u00b4", "'"),
+    **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"'),
+    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
+    "\u2026": "...",
+    "\u2028": "\n",
+    "\u2029": "\n",
+}
+_TO_GSM = str.maketrans(GSM_EQUIVALENTS)
+# Septets each character the GSM coding can carry takes.
+_SEPTETS = {
+    **{ch: len(spelling) for ch, spelling in GSM_EQUIVALENTS.items()},
+    **dict.fromkeys(GSM_EXTENSION, 2),
+    **dict.fromkeys(_GSM_CODE, 1),
+}
 _GSM_EXTENSION_CHAR = {code: ch for ch, code in GSM_EXTENSION.items()}
 
 ELLIPSIS_GSM = "..."
@@ -69,18 +92,23 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def gsm_septets(ch: str) -> int:
-    """Septets the character takes in the GSM alphabet: 1, 2 (extension table) or 0 (absent)."""
-    if ch in _GSM_CODE:
-        return 1
-    return 2 if ch in GSM_EXTENSION else 0
+    """Septets the character takes in the GSM alphabet: 1, 2 (extension table), those of
+    its GSM spelling (GSM_EQUIVALENTS), or 0 (absent)."""
+    return _SEPTETS.get(ch, 0)
 
 
 def is_gsm(text: str) -> bool:
-    return all(ch in _GSM_CODE or ch in GSM_EXTENSION for ch in text)
+    """Whether the text can go as GSM, typographic characters spelt the GSM way."""
+    return all(ch in _SEPTETS for ch in text)
 
 
 def data_coding_for(text: str) -> int:
     return GSM if is_gsm(text) else UCS2
+
+
+def as_sent(text: str) -> str:
+    """The text as the handset shows it: a GSM text with its GSM spellings."""
+    return text.translate(_TO_GSM) if is_gsm(text) else text
 
 
 def units(text: str, data_coding: int) -> int:
@@ -97,13 +125,16 @@ def _unit_cost(ch: str, data_coding: int) -> int:
 
 
 def encode_gsm(text: str) -> bytes:
-    """Septet values, one per octet; ValueError for a character outside the alphabet."""
+    """Septet values, one per octet (GSM_EQUIVALENTS as their GSM spelling); ValueError
+    for a character outside the alphabet."""
     out = bytearray()
     for ch in text:
         if ch in _GSM_CODE:
             out.append(_GSM_CODE[ch])
         elif ch in GSM_EXTENSION:
             out += bytes((ESCAPE, GSM_EXTENSION[ch]))
+        elif ch in GSM_EQUIVALENTS:
+            out += bytes(_GSM_CODE[c] for c in GSM_EQUIVALENTS[ch])
         else:
             raise ValueError(f"not in the GSM 03.38 alphabet: {ch!r}")
     return bytes(out)
@@ -291,8 +322,10 @@ def _clean_boundary(text: str, n: int) -> int:
 
 
 def cut(text: str, max_parts: int) -> str:
-    """The text itself when it fits in max_parts SMS; else its longest head that fits with
-    an ellipsis, cut after a whole word when one ends near the limit."""
+    """The text (composed, NFC) when it fits in max_parts SMS; else its longest head that
+    fits with an ellipsis, cut after a whole word when one ends near the limit."""
+    # Composed: "e" + U+0301 is two characters, the second not GSM; "é" is GSM.
+    text = unicodedata.normalize("NFC", text)
     max_parts = max(1, min(max_parts, MAX_PARTS))
     if count_parts(text) <= max_parts:
         return text

@@ -3,6 +3,10 @@
 It answers actions the way Asterisk 22 does (shapes taken from real captures and from
 manager.c/db.c) and pushes whatever event frames a test hands it, e.g. the call scripts of
 `sandbox.call_scripts` or a recorded capture. It knows nothing of the product.
+
+The channels those frames open (Newchannel) and close (Hangup) are its live channels:
+CoreShowChannels lists them, Getvar and Redirect find them by name. A restart loses them
+all without a Hangup, as a crashing Asterisk does.
 """
 
 from __future__ import annotations
@@ -36,6 +40,15 @@ _TRUE = frozenset({"yes", "true", "y", "t", "1", "on"})
 _FALSE = frozenset({"no", "false", "n", "f", "0", "off"})
 _PRIVILEGE = re.compile(r"^Privilege:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 _CALLERID = re.compile(r'^\s*"?(?P<name>[^"<]*?)"?\s*<(?P<num>[^>]*)>\s*$')
+# Events that open, change or close a channel, and the snapshot headers CoreShowChannel
+# repeats (in its order; Application and ApplicationData come from Newexten).
+_CHANNEL_EVENTS = frozenset(
+    "Newchannel Newstate Newexten NewCallerid NewConnectedLine Hangup".split()
+)
+_SNAPSHOT = (
+    "Channel ChannelState ChannelStateDesc CallerIDNum CallerIDName ConnectedLineNum "
+    "ConnectedLineName Language AccountCode Context Exten Priority Uniqueid Linkedid"
+).split()
 
 Action = dict[str, str]
 FrameLike = Mapping[str, str] | bytes
@@ -175,9 +188,49 @@ def _response(
     return encode_frame(frame)
 
 
+def _decode_frame(text: str) -> dict[str, str]:
+    frame: dict[str, str] = {}
+    for line in text.split("\r\n"):
+        key, colon, value = line.partition(":")
+        if colon and key not in frame:
+            frame[key] = value.strip()
+    return frame
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+@dataclass
+class _LiveChannel:
+    """A channel the pushed frames opened and have not hung up."""
+
+    snapshot: dict[str, str]
+    opened: float
+    application: str = ""
+    data: str = ""
+
+    def follow(self, event: str, frame: Mapping[str, str]) -> None:
+        self.snapshot.update({k: frame[k] for k in _SNAPSHOT if k in frame})
+        if event == "Newexten":
+            self.application, self.data = frame.get("Application", ""), frame.get("AppData", "")
+
+
 def _event_time(now: float) -> str:
     millis = int(now * 1000) % 1000
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{millis:03d}+0000"
+
+
+def _channel_function(channel: _LiveChannel, variable: str) -> str:
+    """CHANNEL(linkedid), CHANNEL(uniqueid), CHANNEL(name); anything else reads as unset."""
+    fields = {
+        "CHANNEL(linkedid)": "Linkedid",
+        "CHANNEL(uniqueid)": "Uniqueid",
+        "CHANNEL(name)": "Channel",
+    }
+    key = fields.get(variable)
+    return channel.snapshot.get(key, "") if key else ""
 
 
 @dataclass(eq=False)
@@ -233,10 +286,14 @@ class AmiServer(Served):
         secret: str = "secret",
         host: str = "127.0.0.1",
         port: int = 0,
+        uptime: float = 0.0,
     ) -> None:
+        """`uptime`: how long the PBX claims to have been up when the server starts (a
+        restart sets it back to 0), as FullyBooted reports it."""
         self.username = username
         self.secret = secret
         self.host = host
+        self.uptime_at_start = uptime
         self.actions: list[Action] = []  # every action received, Secret masked
         self.astdb: dict[str, str] = {}  # "family/key" -> value
         self.originate_reason = 4  # OriginateResponse Reason: 4 answered, 0/1/3/5/8 failures
@@ -244,14 +301,18 @@ class AmiServer(Served):
         # Fault mode: actions (lower-case names) recorded but never answered, as by a hung
         # Asterisk whose TCP connection stays open.
         self.unanswered: set[str] = set()
+        # Fault mode: actions (lower-case names) refused, as for an AMI user whose write
+        # classes do not cover them.
+        self.denied: set[str] = set()
         self._port = port
         self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()
         self._handlers: set[asyncio.Task[None]] = set()
         self._jobs: set[asyncio.Task[int]] = set()
         self._changed = asyncio.Condition()
-        self._booted = time.time()
+        self._booted = time.time() - uptime
         self._seq = itertools.count()  # channel and uniqueid sequence, as in Asterisk
+        self._channels: dict[str, _LiveChannel] = {}  # uniqueid -> channel, in creation order
         self._actions: dict[str, Handler] = {
             "login": self._login,
             "challenge": self._challenge,
@@ -267,6 +328,8 @@ class AmiServer(Served):
             "redirect": self._redirect,
             "hangup": self._hangup,
             "coresettings": self._coresettings,
+            "coreshowchannels": self._coreshowchannels,
+            "getvar": self._getvar,
         }
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -280,10 +343,15 @@ class AmiServer(Served):
         """Sessions logged in right now."""
         return sum(s.ready for s in self._sessions)
 
+    @property
+    def live_channels(self) -> dict[str, str]:
+        """Uniqueid -> channel name of every channel open right now."""
+        return {uid: c.snapshot.get("Channel", "") for uid, c in self._channels.items()}
+
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self._port)
         self._port = self._server.sockets[0].getsockname()[1]
-        self._booted = time.time()
+        self._booted = time.time() - self.uptime_at_start
 
     async def stop(self) -> None:
         server, self._server = self._server, None
@@ -311,10 +379,12 @@ class AmiServer(Served):
             await asyncio.wait(stuck)
 
     async def restart(self, shutdown_event: bool = True) -> None:
-        """Drop every client (after a Shutdown event, like `core restart now`), keep listening."""
+        """Drop every client (after a Shutdown event, like `core restart now`; without it, like
+        a crash) and keep listening. Every channel is gone, and no Hangup says so."""
         if shutdown_event:
             shutdown = {"Shutdown": "Cleanly", "Restart": "True"}
             await self.push([{"Event": "Shutdown", "Privilege": "system,all", **shutdown}])
+        self._channels.clear()
         await self.drop_clients()
         self._booted = time.time()
 
@@ -366,6 +436,8 @@ class AmiServer(Served):
         items = [frames] if isinstance(frames, bytes) else list(frames)
         encoded = [f if isinstance(f, bytes) else encode_frame(f) for f in items]
         texts = [e.decode("utf-8", "replace") for e in encoded]
+        for text in texts:
+            self._follow(text)
         sends = []
         for session in list(self._sessions):
             data = b"".join(e for e, t in zip(encoded, texts, strict=True) if session.wants(t))
@@ -373,6 +445,28 @@ class AmiServer(Served):
                 sends.append(self._send(session, data, chunk_sizes))
         await asyncio.gather(*sends)
         return len(sends)
+
+    def _follow(self, text: str) -> None:
+        """Keep the live channel table as the pushed events change it."""
+        end = text.find("\r\n")
+        if not text.startswith("Event: ") or text[7:end] not in _CHANNEL_EVENTS:
+            return
+        event, frame = text[7:end], _decode_frame(text)
+        uniqueid = frame.get("Uniqueid", "")
+        if event == "Hangup":
+            self._channels.pop(uniqueid, None)
+        elif event == "Newchannel" and uniqueid:
+            self._channels[uniqueid] = _LiveChannel({}, time.time())
+        if (channel := self._channels.get(uniqueid)) is not None:
+            channel.follow(event, frame)
+
+    def _channel_named(self, name: str) -> _LiveChannel | None:
+        """Asterisk finds channels by name case-insensitively; names are unique while live."""
+        wanted = name.lower()
+        return next(
+            (c for c in self._channels.values() if c.snapshot.get("Channel", "").lower() == wanted),
+            None,
+        )
 
     async def push_raw(self, data: bytes, chunk_sizes: Sequence[int] | None = None) -> int:
         """Write bytes verbatim to every logged-in session, ignoring event masks and filters."""
@@ -453,6 +547,8 @@ class AmiServer(Served):
             return _response(action, "Error", "Missing action in request")
         key = name.lower()
         if not session.authenticated and key not in ("login", "logoff", "challenge"):
+            return _response(action, "Error", "Permission denied")
+        if key in self.denied:
             return _response(action, "Error", "Permission denied")
         handler = self._actions.get(key)
         if handler is None:
@@ -610,9 +706,50 @@ class AmiServer(Served):
         return frame
 
     def _redirect(self, session: _Session, action: Action) -> bytes:
-        if not header(action, "Channel"):
+        name = header(action, "Channel")
+        if not name:
             return _response(action, "Error", "Channel not specified")
+        if self._channel_named(name) is None:
+            return _response(action, "Error", f"Channel does not exist: {name}")
         return _response(action, "Success", "Redirect successful")
+
+    def _getvar(self, session: _Session, action: Action) -> bytes:
+        """Channel variables and CHANNEL() fields of a live channel (manager.c action_getvar).
+        Without Channel, Asterisk reads a throw-away channel; here that gives ""."""
+        name, variable = header(action, "Channel"), header(action, "Variable")
+        if not variable:
+            return _response(action, "Error", "No variable specified")
+        channel = self._channel_named(name) if name else None
+        if name and channel is None:
+            return _response(action, "Error", "No such channel")
+        value = _channel_function(channel, variable) if channel is not None else ""
+        return _response(action, "Success", extra={"Variable": variable, "Value": value})
+
+    def _coreshowchannels(self, session: _Session, action: Action) -> bytes:
+        action_id = {"ActionID": v} if (v := header(action, "ActionID")) else {}
+        now = time.time()
+        items = [
+            encode_frame(
+                {
+                    "Event": "CoreShowChannel",
+                    **action_id,
+                    **{key: c.snapshot.get(key, "") for key in _SNAPSHOT},
+                    "Application": c.application,
+                    "ApplicationData": c.data,
+                    "Duration": _duration(now - c.opened),
+                    "BridgeId": "",
+                }
+            )
+            for c in self._channels.values()
+        ]
+        complete = {
+            "Event": "CoreShowChannelsComplete",
+            **action_id,
+            "EventList": "Complete",
+            "ListItems": str(len(items)),
+        }
+        follows = _response(action, "Success", "Channels will follow", {"EventList": "start"})
+        return follows + b"".join(items) + encode_frame(complete)
 
     def _hangup(self, session: _Session, action: Action) -> bytes:
         if not header(action, "Channel"):

@@ -6,7 +6,8 @@ DeviceStateChange, queue events, Cdr). A caller arrives on the trunk as
 PJSIP/pstn-0000000N in context from-pstn with the DDI as exten; every channel of the call
 carries the caller channel's Uniqueid as Linkedid. Our dialplan adds three UserEvents:
 FrontdeskCall (routing decided), FrontdeskFallback (forward/agents unanswered) and
-FrontdeskCallEnd (from the hangup handler, just before the caller's Hangup).
+FrontdeskCallEnd (from the hangup handler, just before the caller's Hangup; with
+`answered_fields` it says who answered, as the current dialplan does).
 """
 
 from __future__ import annotations
@@ -140,6 +141,10 @@ class _Call:
         """The far end sends BYE: Asterisk queues a hangup on the trunk channel."""
         self.emit("HangupRequest", "call", self.caller, {"Cause": "16"})
 
+    def enter(self, context: str, exten: str) -> None:
+        """The caller's channel goes on at priority 1 elsewhere (an AMI Redirect)."""
+        self.caller.context, self.caller.exten, self._priority = context, exten, 0
+
     def answer_caller(self) -> None:
         if self.caller.state != 6:
             self.state(self.caller, 6)
@@ -263,11 +268,21 @@ class _Call:
         self.var("VMSTATUS", status)
         return status
 
-    def end(self, scenario: str, dial_status: str, vm_status: str) -> list[Frame]:
+    def end(
+        self,
+        scenario: str,
+        dial_status: str,
+        vm_status: str,
+        answered: str = "",
+        answered_by: str = "",
+    ) -> list[Frame]:
         """The hangup handler reports the outcome, then the caller's channel is gone."""
         self.caller.exten, self._priority = "h", 0
         fields = {"DDI": self.ddi, "Scenario": scenario, "DialStatus": dial_status}
-        self.user_event("FrontdeskCallEnd", {**fields, "VMStatus": vm_status})
+        fields["VMStatus"] = vm_status
+        if self.factory.answered_fields:
+            fields.update({"Answered": answered, "AnsweredBy": answered_by})
+        self.user_event("FrontdeskCallEnd", fields)
         self.caller.priority += 1
         self.hangup(self.caller, 16)
         self.device(f"PJSIP/{TRUNK}", "NOT_INUSE")
@@ -316,8 +331,11 @@ class CallFactory:
     starts at start_epoch, seq counts every channel created.
     """
 
-    def __init__(self, start_epoch: int = 1795339700, ring_time: int = 20) -> None:
+    def __init__(
+        self, start_epoch: int = 1795339700, ring_time: int = 20, answered_fields: bool = True
+    ) -> None:
         self.ring_time = ring_time
+        self.answered_fields = answered_fields  # False: a dialplan older than Answered(By)
         self.clock = start_epoch
         self._channels = 0  # the Uniqueid sequence
         self._pjsip = 0  # chan_pjsip's channel name suffix
@@ -423,6 +441,36 @@ class CallFactory:
         call.user_event("FrontdeskFallback", fallback)
         return call.end("forward", "NOANSWER", call.voicemail(leave=then == "voicemail"))
 
+    def moved_answered(
+        self,
+        ddi: str,
+        caller_num: str,
+        caller_name: str,
+        mobile: str,
+        agents: Sequence[str] = ("101", "102"),
+        mailbox: str = "1001",
+    ) -> tuple[list[Frame], list[Frame]]:
+        """The agents ring; "Forward calls to me" redirects the caller to [frontdesk-moved],
+        which dials the mobile; it answers, they talk, the caller hangs up. Returns the
+        frames before the Redirect and those after it."""
+        call = _Call(self, ddi, caller_num, caller_name, mailbox)
+        call.begin("agent")
+        legs = call.queue_ring(agents)
+        before = len(call.frames)
+        # The Redirect pulls the caller out of Queue(): the agents stop ringing.
+        left = {"Queue": QUEUE, "Position": "1", "Count": "0"}
+        call.emit("QueueCallerLeave", "agent", call.caller, left)
+        for agent, leg in zip(agents, legs, strict=True):
+            call.drop_leg(leg, "CANCEL", 0)
+            call.device(f"PJSIP/agent{agent}", "NOT_INUSE")
+        call.enter("frontdesk-moved", mobile)
+        leg = self._ring_forward(call, mobile)
+        call.connect(leg, mobile)
+        call.talk(leg, TALK_SECONDS)
+        dial_data = f"PJSIP/{TRUNK}/{mobile},{self.ring_time}"
+        frames = self._after_talk(call, leg, "agent", "Dial", dial_data, answered_by=mobile)
+        return frames[:before], frames[before:]
+
     def forward_answered(
         self, ddi: str, caller_num: str, caller_name: str, forward_to: str, mailbox: str = "1001"
     ) -> list[Frame]:
@@ -433,7 +481,7 @@ class CallFactory:
         call.connect(leg, forward_to)
         call.talk(leg, TALK_SECONDS)
         dial_data = f"PJSIP/{TRUNK}/{forward_to},{self.ring_time}"
-        return self._after_talk(call, leg, "forward", "Dial", dial_data)
+        return self._after_talk(call, leg, "forward", "Dial", dial_data, answered_by=forward_to)
 
     def closed(
         self, ddi: str, caller_num: str, caller_name: str, mailbox: str = "1001"
@@ -458,9 +506,17 @@ class CallFactory:
         return leg
 
     def _after_talk(
-        self, call: _Call, leg: _Channel, scenario: str, app: str, data: str, agent: str = ""
+        self,
+        call: _Call,
+        leg: _Channel,
+        scenario: str,
+        app: str,
+        data: str,
+        agent: str = "",
+        answered_by: str = "",
     ) -> list[Frame]:
-        """The caller hangs up a bridged call; Cdr before the caller's Hangup."""
+        """The caller hangs up a bridged call; Cdr before the caller's Hangup. An agent
+        answered, or else the number `answered_by` (forward or moved)."""
         call.caller_hangs_up()
         call.unbridge(leg)
         if agent:
@@ -470,4 +526,6 @@ class CallFactory:
             call.device(f"PJSIP/agent{agent}", "NOT_INUSE")
         call.var("DIALSTATUS", "ANSWER")
         call.cdr(leg, app, data, call.began, call.answered)
-        return call.end(scenario, "ANSWER", "")
+        if agent:
+            return call.end(scenario, "ANSWER", "", "agent", _member(agent)["Interface"])
+        return call.end(scenario, "ANSWER", "", "forward", answered_by)

@@ -5,7 +5,9 @@ MM7 code is checked against an independent reading of the protocol. A VASP POSTs
 SubmitReq (multipart/related: the SOAP envelope, then the message content) to ``url``;
 the MMSC checks Basic auth (when configured), validates the envelope, records a
 ``Submission`` and answers SubmitRsp 1000 with a fresh MessageID. When ``report_to`` is
-set it then POSTs a DeliveryReportReq there and records the DeliveryReportRsp.
+set it then POSTs a DeliveryReportReq there and records the DeliveryReportRsp, with HTTP
+Basic auth when it has credentials (``report_auth``, by default its own username and
+password: many MMSCs use the VASP account both ways).
 
 Fault modes, per test: ``fail_next`` answers the next submits with an MM7 status code
 (e.g. 2002 address error, 3001 not possible), a SOAP Fault, a bare HTTP status, a body
@@ -131,9 +133,13 @@ class MmscServer(Served):
         *,
         host: str = "127.0.0.1",
         report_to: str | None = None,
+        report_auth: tuple[str, str] | None = None,
     ) -> None:
         self.username = username
         self.password = password
+        if report_auth is None and username is not None:
+            report_auth = (username, password or "")
+        self.report_auth = report_auth  # (user, password) for reports; None: no auth
         self.host = host
         self.report_to = report_to
         self.auto_report = True  # report after each accepted submission when report_to is set
@@ -215,6 +221,10 @@ class MmscServer(Served):
         if self.report_multipart:
             body, content_type = _as_multipart(soap)
         headers = {"Content-Type": content_type, "SOAPAction": '""'}
+        if self.report_auth is not None:
+            user, password = self.report_auth
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            headers["Authorization"] = f"Basic {token}"
         try:
             async with self._client.post(self.report_to, data=body, headers=headers) as rsp:
                 answer = await rsp.read()

@@ -365,7 +365,7 @@ class BotApiServer(Served):
         text: str,
         *,
         first_name: str = "Test",
-        language_code: str = "en",
+        language_code: str | None = "en",  # None: the field is left out, as Telegram may
         username: str | None = None,
     ) -> JsonDict:
         user = self._remember_user(chat_id, first_name, language_code, username)
@@ -384,7 +384,7 @@ class BotApiServer(Served):
         return self.inject_update({"message": msg})
 
     def inject_callback(
-        self, chat_id: int, message_id: int, data: str, *, language_code: str = "en"
+        self, chat_id: int, message_id: int, data: str, *, language_code: str | None = "en"
     ) -> JsonDict:
         stored = self._messages.get((chat_id, message_id))
         message = copy.deepcopy(stored) if stored is not None else None
@@ -396,7 +396,7 @@ class BotApiServer(Served):
                 "date": int(time.time()),
             }
         user = dict(self._users.get(chat_id) or self._remember_user(chat_id, "Test", "en", None))
-        user["language_code"] = language_code
+        _set_language(user, language_code)
         query_id = str(secrets.randbits(62))
         self._open_queries.add(query_id)
         query = {
@@ -522,12 +522,12 @@ class BotApiServer(Served):
     # ------------------------------------------------------------------ chats and messages
 
     def _remember_user(
-        self, user_id: int, first_name: str, language_code: str, username: str | None
+        self, user_id: int, first_name: str, language_code: str | None, username: str | None
     ) -> JsonDict:
         user: JsonDict = {"id": user_id, "is_bot": False, "first_name": first_name}
         if username:
             user["username"] = username
-        user["language_code"] = language_code
+        _set_language(user, language_code)
         self._users[user_id] = user
         return dict(user)
 
@@ -903,6 +903,14 @@ class BotApiServer(Served):
 
 
 # ---------------------------------------------------------------------- wire helpers
+
+
+def _set_language(user: JsonDict, language_code: str | None) -> None:
+    # Telegram leaves language_code out when the client does not tell it.
+    if language_code is None:
+        user.pop("language_code", None)
+    else:
+        user["language_code"] = language_code
 
 
 def _dumps(obj: Any) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,9 +99,8 @@ class LiveStack:
 
     # -- people -----------------------------------------------------------------------
 
-    async def line(
-        self, ddi: str, chat: int, *, language: str = "en", mobile: str = "+306900000001"
-    ) -> Line:
+    async def line(self, ddi: str, chat: int, *, language: str = "en", mobile: str = "") -> Line:
+        mobile = mobile or f"+30699{ddi[-7:].zfill(7)}"  # one subscriber per mobile
         created = await admin.add_subscriber(
             name=f"Office {ddi}",
             ddis=[ddi],
@@ -111,7 +111,7 @@ class LiveStack:
         await self.runtime.gateway.control.push_lines(created.subscriber)
         self.bot.inject_message(chat, f"/start {created.link_code}", language_code=language)
         await self.bot.wait_for(lambda c: _to_chat(c, chat), timeout=WAIT)
-        return Line(created.subscriber.id, ddi, chat, created.subscriber.forward_number or "")
+        return Line(created.subscriber.id, ddi, chat, created.subscriber.mobile or "")
 
     # -- the outside world ------------------------------------------------------------
 
@@ -139,6 +139,24 @@ class LiveStack:
             + wav_seconds(self.pbx.sounds / "frontdesk-closed.wav")
             + wav_seconds(self.pbx.sounds / f"{BEEP}.wav")
         )
+
+    async def restart_pbx(
+        self, how: signal.Signals, while_down: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
+        """Stop Asterisk by signal (SIGKILL: a crash, no Hangup events), run `while_down`,
+        start it again on the same state and port, and wait until the gateway has logged in
+        again, reconciled its calls and re-asserted AstDB."""
+        syncs = self.runtime.gateway.pbx_syncs
+        await self.pbx.stop(how)
+        await self.harness.stop()
+        if while_down is not None:
+            await while_down()
+        await self.pbx.start()
+        harness = AmiHarness(self.pbx.ami_port, HARNESS_USER, self.pbx.config.harness_secret)
+        harness.events.extend(self.harness.events)  # what happened before stays visible
+        await harness.start()
+        self.harness = harness
+        await self.runtime.gateway.wait_synced(after=syncs, timeout=WAIT)
 
     # -- waiting on what happened -----------------------------------------------------
 
@@ -245,21 +263,21 @@ async def live_stack(
     shutil.copytree(prompts(tmp.parent / "pbx-prompts"), pbx.sounds, dirs_exist_ok=True)
     await pbx.start()
     try:
-        async with (
-            AmiHarness(pbx.ami_port, HARNESS_USER, config.harness_secret) as harness,
-            BotApiServer(TOKEN) as bot,
-        ):
+        async with BotApiServer(TOKEN) as bot:
+            harness = AmiHarness(pbx.ami_port, HARNESS_USER, config.harness_secret)
+            await harness.start()
             settings = live_settings(pbx, bot, tmp, engine)
             await migrate(settings.database.url)
             runtime = Runtime(settings)
-            await runtime.start()
             stack = LiveStack(pbx, harness, bot, runtime, settings)
-            runtime.gateway.observers.append(stack._observe)
             try:
-                await asyncio.wait_for(runtime.gateway.ami.connected.wait(), WAIT)
+                await runtime.start()
+                runtime.gateway.observers.append(stack._observe)
+                await runtime.gateway.wait_synced(after=0, timeout=WAIT)
                 await stack.agents(agent1="ring", agent2="ring")
                 yield stack
             finally:
                 await runtime.stop()
+                await stack.harness.stop()  # the one in use: restart_pbx replaces it
     finally:
         await pbx.stop()

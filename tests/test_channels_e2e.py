@@ -62,7 +62,7 @@ async def peers(tmp_path: Path) -> AsyncIterator[Peers]:
         BotApiServer(TOKEN) as bot,
         SmtpSink() as smtp,
         SmscServer(system_id="fd", password="pw") as smsc,
-        MmscServer() as mmsc,
+        MmscServer(username="fd", password="mm7-pw") as mmsc,
     ):
         s = sandbox_settings(tmp_path / "channels.sqlite3", ami, bot, TOKEN)
         s = with_section(s, "outbox", retry_initial=0.2, retry_max=1.0)
@@ -79,7 +79,9 @@ async def peers(tmp_path: Path) -> AsyncIterator[Peers]:
             throttle_delay=0.1,
             response_timeout=2.0,
         )
-        s = with_section(s, "mms", url=mmsc.url, vasp_id="v", vas_id="fd")
+        s = with_section(
+            s, "mms", url=mmsc.url, vasp_id="v", vas_id="fd", username="fd", password="mm7-pw"
+        )
         s = with_section(s, "mail_in", host="127.0.0.1", port=0)
         await migrate(s.database.url)
         runtime = Runtime(s)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from models.settings import ConfigError, SmtpSettings
+from models.settings import ConfigError, SmtpSettings, load_settings
 from notifiers.base import Attachment, OutgoingMessage, PermanentError, TransientError
 from notifiers.email import EmailNotifier
 from sandbox.smtp_sink import SmtpSink
@@ -180,6 +180,30 @@ async def test_implicit_tls_with_auth() -> None:
         [received] = await tls_sink.wait_messages(1)
     assert received.encrypted
     assert received.login == USER
+
+
+@pytest.mark.parametrize("host", ["mail.example.org", "192.0.2.25", "2001:db8::25", "10.0.0.1"])
+def test_no_security_with_a_login_to_a_remote_relay_is_refused(host: str) -> None:
+    environ = {
+        "FRONTDESK__SMTP__HOST": host,
+        "FRONTDESK__SMTP__SECURITY": "none",
+        "FRONTDESK__SMTP__USERNAME": USER,
+        "FRONTDESK__SMTP__PASSWORD": PASSWORD,
+    }
+    with pytest.raises(ConfigError, match=r"smtp\.security: 'none' would send smtp\.password"):
+        load_settings(None, environ=environ)
+    remote = SmtpSettings(host=host, security="none", username=USER, password=PASSWORD)
+    with pytest.raises(ConfigError, match="in clear"):
+        EmailNotifier(remote)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "::1", "[::1]", "localhost"])
+def test_no_security_with_a_login_is_allowed_on_loopback_and_without_login(host: str) -> None:
+    local = SmtpSettings(host=host, security="none", username=USER, password=PASSWORD)
+    EmailNotifier(local)
+    EmailNotifier(SmtpSettings(host="mail.example.org", security="none"))  # nothing to leak
+    environ = {"FRONTDESK__SMTP__HOST": host, "FRONTDESK__SMTP__SECURITY": "none"}
+    load_settings(None, environ={**environ, "FRONTDESK__SMTP__USERNAME": USER})
 
 
 async def test_starttls_not_offered_refuses_to_send_credentials() -> None:

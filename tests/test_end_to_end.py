@@ -7,19 +7,22 @@ wires them; only the far ends are the sandbox stand-ins.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import ClientSession
 
 from bot.runtime import Runtime
 from gateway import admin
 from models.database import migrate
 from models.db import Appointment, AuditEntry, Delivery, DeliveryStatus, Subscriber
 from models.db import Call as CallRow
-from models.events import CallSnapshot, Scenario
+from models.events import CallOutcome, CallSnapshot, CallStatus, Scenario
 from models.settings import load_settings, with_section
 from sandbox.ami_server import AmiServer, encode_frame
 from sandbox.call_scripts import CallFactory
@@ -56,6 +59,29 @@ class Stack:
         finally:
             self.runtime.gateway.observers.remove(observe)
 
+    def watch(self, linkedid: str) -> asyncio.Queue[CallSnapshot]:
+        """Every routed snapshot of that call from now on."""
+        seen: asyncio.Queue[CallSnapshot] = asyncio.Queue()
+
+        def observe(snap: CallSnapshot) -> None:
+            if snap.linkedid == linkedid:
+                seen.put_nowait(snap)
+
+        self.runtime.gateway.observers.append(observe)
+        return seen
+
+    async def next_where(
+        self, seen: asyncio.Queue[CallSnapshot], ok: Callable[[CallSnapshot], bool]
+    ) -> CallSnapshot:
+        while not ok(snap := await asyncio.wait_for(seen.get(), WAIT)):
+            pass
+        return snap
+
+    async def health(self) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.runtime.gateway.http_port}/healthz"
+        async with ClientSession() as http, http.get(url) as response:
+            return dict(await response.json())
+
 
 def _missed_message(call: Call) -> bool:
     return (
@@ -71,7 +97,8 @@ def _missed_sent(bot: BotApiServer) -> list[Call]:
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    async with AmiServer(secret=SECRET) as ami, BotApiServer(TOKEN) as bot:
+    # A PBX up for an hour already, so that a restart shows in FullyBooted's Uptime.
+    async with AmiServer(secret=SECRET, uptime=3600) as ami, BotApiServer(TOKEN) as bot:
         s = load_settings(None, environ={})
         s = with_section(s, "database", url=f"sqlite://{tmp_path / 'e2e.sqlite3'}")
         s = with_section(s, "ami", port=ami.port, secret=SECRET, reconnect_min=0.05)
@@ -307,7 +334,11 @@ async def test_forward_from_telegram_moves_the_call_ringing_now(stack: Stack) ->
     stack.bot.inject_message(CHAT, "προώθηση", language_code="el")
     redirect = await stack.ami.wait_action("Redirect", timeout=WAIT)
     assert redirect["Channel"] == frames[0]["Channel"]
-    assert (redirect["Context"], redirect["Exten"]) == ("frontdesk-callback", "+306944000001")
+    assert (redirect["Context"], redirect["Exten"]) == ("frontdesk-moved", "+306944000001")
+    # Asked first whose the channel is: a restarted PBX reuses channel names.
+    getvar = await stack.ami.wait_action("Getvar", timeout=WAIT)
+    assert (getvar["Channel"], getvar["Variable"]) == (frames[0]["Channel"], "CHANNEL(linkedid)")
+    assert stack.ami.actions.index(getvar) < stack.ami.actions.index(redirect)
     assert stack.ami.astdb[f"frontdesk/scenario/{DDI}"] == "forward"
 
 
@@ -332,3 +363,117 @@ async def test_book_a_time_button_offers_free_slots_and_books_the_caller(stack: 
     [appointment] = await Appointment.all()
     chosen = int(slots[0][0]["callback_data"].rsplit(":", 1)[1])
     assert int(appointment.starts_at.timestamp()) == chosen and appointment.name == "Ρένα"
+
+
+def _ringing(frames: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A missed call's frames while the agents ring, before the caller hangs up."""
+    return frames[: next(i for i, f in enumerate(frames) if f["Event"] == "HangupRequest")]
+
+
+async def _wait_tracking(stack: Stack, frames: list[dict[str, str]]) -> asyncio.Queue[CallSnapshot]:
+    """Play the frames and wait until the gateway tracks the call as routed and ringing."""
+    seen = stack.watch(frames[0]["Linkedid"])
+    await stack.ami.play(frames, chunk_sizes=[64])
+    await stack.next_where(seen, lambda s: s.ddi == DDI and s.status is CallStatus.WAITING)
+    return seen
+
+
+async def test_a_call_lost_in_a_pbx_crash_ends_unknown_and_alerts_nobody(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = stack.runtime.gateway
+    frames = stack.calls.missed(ddi=DDI, caller_num="+302101234567", caller_name="Άννα")
+    seen = await _wait_tracking(stack, _ringing(frames))
+    assert (await stack.health())["calls_in_progress"] == 1
+
+    with caplog.at_level(logging.INFO, "gateway.service"):
+        await stack.ami.restart(shutdown_event=False)  # a crash: no Shutdown, no Hangup
+        end = await stack.next_where(seen, lambda s: s.ended)
+
+    assert (end.outcome, end.status) == (CallOutcome.UNKNOWN, CallStatus.UNKNOWN)
+    assert "after an Asterisk restart" in caplog.text
+    await gateway.drain()
+    row = await CallRow.get(linkedid=frames[0]["Linkedid"])
+    assert (row.status, row.outcome) == (CallStatus.UNKNOWN, CallOutcome.UNKNOWN)
+    assert await Delivery.filter(kind="missed_call").count() == 0
+    health = await stack.health()
+    assert (health["calls_in_progress"], health["ami_connected"]) == (0, True)
+
+    # The next call, with the dead call's channel name, is tracked and alerts as usual.
+    again = CallFactory(start_epoch=1795400000).missed(DDI, "+302107654321", "Νίκος")
+    assert again[0]["Channel"] == frames[0]["Channel"]
+    await stack.play_and_route(again, chunk=[64])
+    sent = await stack.bot.wait_for(_missed_message, timeout=WAIT)
+    assert "Νίκος" in sent.params["text"] and len(_missed_sent(stack.bot)) == 1
+
+
+async def test_without_the_channel_list_a_reconnect_keeps_calls_and_a_restart_ends_them(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An AMI user not allowed CoreShowChannels: FullyBooted alone must decide."""
+    stack.ami.denied.add("coreshowchannels")
+    frames = stack.calls.missed(ddi=DDI, caller_num="+302101234567", caller_name="Άννα")
+    seen = await _wait_tracking(stack, _ringing(frames))
+    sent_before = len(stack.ami.actions)
+
+    def reasserted() -> bool:
+        return any(a.get("Action") == "DBPut" for a in stack.ami.actions[sent_before:])
+
+    with caplog.at_level(logging.INFO, "gateway.service"):
+        await stack.ami.drop_clients()
+        await stack.ami.wait_until(reasserted, WAIT)
+    assert "cannot list channels" in caplog.text and "Permission denied" in caplog.text
+    assert (await stack.health())["calls_in_progress"] == 1  # maybe still ringing: kept
+
+    await stack.ami.restart(shutdown_event=False)
+    end = await stack.next_where(seen, lambda s: s.ended)  # surely gone: a restart
+    assert end.outcome is CallOutcome.UNKNOWN
+    await stack.runtime.gateway.drain()
+    assert await Delivery.filter(kind="missed_call").count() == 0
+
+
+async def test_a_reconnect_to_the_same_pbx_keeps_the_live_call(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    frames = stack.calls.missed(ddi=DDI, caller_num="+302101234567", caller_name="Ζωή")
+    ringing = _ringing(frames)
+    seen = await _wait_tracking(stack, ringing)
+    sent_before = len(stack.ami.actions)
+
+    def reconciled_and_reasserted() -> bool:
+        names = [a.get("Action") for a in stack.ami.actions[sent_before:]]
+        return "CoreShowChannels" in names and "DBPut" in names[names.index("CoreShowChannels") :]
+
+    with caplog.at_level(logging.INFO, "gateway.service"):
+        await stack.ami.drop_clients()  # the link blinks; the PBX and its channels stay
+        await stack.ami.wait_until(reconciled_and_reasserted, WAIT)
+        await stack.runtime.gateway.drain()
+    assert "reconnected to the same Asterisk run" in caplog.text
+    assert (await stack.health())["calls_in_progress"] == 1
+    while not seen.empty():
+        assert not seen.get_nowait().ended
+
+    await stack.ami.play(frames[len(ringing) :], chunk_sizes=[64])
+    end = await stack.next_where(seen, lambda s: s.ended)
+    assert end.outcome is CallOutcome.ABANDONED
+    sent = await stack.bot.wait_for(_missed_message, timeout=WAIT)
+    assert "Ζωή" in sent.params["text"]
+
+
+async def test_a_call_moved_to_the_mobile_and_answered_there_is_forwarded(stack: Stack) -> None:
+    before, after = stack.calls.moved_answered(
+        ddi=DDI, caller_num="+302101234567", caller_name="Άρης", mobile="+306944000001"
+    )
+    seen = await _wait_tracking(stack, before)
+    stack.bot.inject_message(CHAT, "προώθηση", language_code="el")
+    await stack.ami.wait_action("Redirect", timeout=WAIT)
+    moved = await stack.next_where(seen, lambda s: s.status is CallStatus.FORWARDED)
+    assert moved.answered_at is None  # the mobile rings
+
+    await stack.ami.play(after, chunk_sizes=[64])
+    end = await stack.next_where(seen, lambda s: s.ended)
+    assert (end.outcome, end.answered_by) == (CallOutcome.FORWARDED, "+306944000001")
+    await stack.runtime.gateway.drain()
+    row = await CallRow.get(linkedid=before[0]["Linkedid"])
+    assert (row.outcome, row.answered_by) == (CallOutcome.FORWARDED, "+306944000001")
+    assert await Delivery.filter(kind="missed_call").count() == 0

@@ -7,15 +7,19 @@ import asyncio
 import importlib.machinery
 import importlib.util
 import io
+import json
 import os
 import re
 import secrets
 import shutil
 import socket
 import sys
+import threading
 import time
+import tracemalloc
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,12 +28,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from PIL import Image
+from PIL import Image, TiffImagePlugin
 
+from gateway import fax as fax_module
 from gateway.fax import (
     NONCE_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    ConversionGate,
     CorruptFax,
     FaxAuthError,
     NonceCache,
@@ -60,6 +66,11 @@ def pdf_page_count(pdf: bytes) -> int:
 def media_boxes(pdf: bytes) -> list[tuple[float, float]]:
     boxes = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", pdf)
     return [(round(float(w), 2), round(float(h), 2)) for w, h in boxes]
+
+
+def archived_files(archive: Path) -> list[Path]:
+    """What the archive keeps (uploads in flight are anonymous files: never listed)."""
+    return sorted(p for p in archive.rglob("*") if p.is_file())
 
 
 def load_hook() -> ModuleType:
@@ -159,9 +170,11 @@ async def test_hook_delivers_a_g4_fax_as_pdf(gateway: Gateway, spool: Path) -> N
     conf.write_text(f'# test\nFRONTDESK_FAX_URL="{gateway.url}"\nFRONTDESK_FAX_SECRET={SECRET}\n')
     conf.chmod(0o600)
     env = {"FRONTDESK_FAX_CONF": str(conf), "FRONTDESK_FAX_SECRET": ""}  # empty: not set
+    before = datetime.now(UTC)
     run = await run_hook(
         spool, QFILE, "ttyS0", "000000123", "", "+302101234567", "+30 210 000 0001", env=env
     )
+    after = datetime.now(UTC)
     assert run.code == 0, run.stderr
     assert SECRET not in run.stderr
     assert "delivered" in run.stderr and "3 page(s)" in run.stderr
@@ -182,14 +195,12 @@ async def test_hook_delivers_a_g4_fax_as_pdf(gateway: Gateway, spool: Path) -> N
         "000000123",
         "ttyS0",
     )
-    # Archived: the original byte for byte, and the PDF beside it, under a dated directory.
+    # Archived: the original byte for byte, and the PDF beside it, under the (UTC) date it
+    # reached the gateway.
     assert fax.tiff_path.read_bytes() == (FAX / "g4-3pages.tif").read_bytes()
     assert fax.tiff_path.name == "fax-000000123.tif"
-    assert fax.tiff_path.parent.relative_to(gateway.archive).parts == (
-        f"{fax.received_at:%Y}",
-        f"{fax.received_at:%m}",
-        f"{fax.received_at:%d}",
-    )
+    day = fax.tiff_path.parent.relative_to(gateway.archive).parts
+    assert day in {(f"{t:%Y}", f"{t:%m}", f"{t:%d}") for t in (before, after)}
     assert fax.pdf_path is not None and fax.pdf_path.read_bytes() == fax.pdf
     assert abs(fax.received_at.timestamp() - (spool / QFILE).stat().st_mtime) < 1
     assert (spool / QFILE).exists()  # HylaFAX's faxcron ages recvq, not us
@@ -409,7 +420,7 @@ async def test_handler_refuses_bad_signatures(
     body, content_type = upload((FAX / "g4-3pages.tif").read_bytes())
     status, answer = await post(gateway, body, make_headers(body), content_type)
     assert (status, answer["ok"]) == (401, False) and reason in answer["error"]
-    assert gateway.faxes == [] and not gateway.archive.exists()
+    assert gateway.faxes == [] and archived_files(gateway.archive) == []
 
 
 async def test_handler_refuses_a_replayed_nonce(gateway: Gateway) -> None:
@@ -455,9 +466,9 @@ async def test_oversized_upload_is_refused(tmp_path: Path, spool: Path) -> None:
         await server.close()
 
 
-async def _chunks(body: bytes) -> AsyncIterator[bytes]:
-    for start in range(0, len(body), 1000):
-        yield body[start : start + 1000]
+async def _chunks(body: bytes, size: int = 1000) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
 
 
 async def test_uploads_above_the_apps_client_max_size_are_accepted(gateway: Gateway) -> None:
@@ -551,3 +562,185 @@ def png() -> bytes:
 def test_tiff_to_pdf_refuses_what_is_not_a_fax(data: bytes, message: str) -> None:
     with pytest.raises(CorruptFax, match=message):
         tiff_to_pdf(data)
+
+
+# --- Bad metadata: archived first, then refused (422), never a 500 ----------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"received_at": "0001-01-01T00:00:00+14:00"}, "received_at"),  # before year 1 in UTC
+        ({"received_at": "9999-12-31T23:59:59-14:00"}, "received_at"),  # after year 9999
+        ({"received_at": "yesterday"}, "received_at"),
+        ({"received_at": "2999-01-01T00:00:00+00:00"}, "received_at"),
+        ({"received_at": "1970-01-01T00:00:00+00:00"}, "received_at"),
+        ({"pages": "²"}, "pages"),  # a digit to str.isdigit, not to int()
+        ({"pages": "9" * 40}, "pages"),
+        ({"commid": "../../" + "x" * 300}, "commid"),
+        ({"called": "9" * 60}, "called"),  # longer than any number (or the DDI column)
+    ],
+    ids=[
+        "year-1",
+        "year-9999",
+        "words",
+        "future",
+        "epoch",
+        "superscript",
+        "huge-pages",
+        "path",
+        "long-called",
+    ],
+)
+async def test_bad_metadata_is_archived_handed_on_and_answered_422(
+    gateway: Gateway, extra: dict[str, str], field: str
+) -> None:
+    tiff = (FAX / "g4-3pages.tif").read_bytes()
+    body, content_type = upload(tiff, **extra)
+    before = datetime.now(UTC)
+    status, answer = await post(gateway, body, signed_request(body), content_type)
+    assert status == 422, answer
+    assert answer["bad_metadata"].startswith(field) and answer["pages"] == 3
+    # Kept, converted and handed on all the same, dated when it reached the gateway.
+    [fax] = gateway.faxes
+    assert fax.tiff_path.read_bytes() == tiff and fax.tiff_path.name == answer["archived"]
+    assert fax.pages == 3 and fax.pdf is not None and fax.bad_metadata == answer["bad_metadata"]
+    assert before <= fax.received_at <= datetime.now(UTC)
+    assert fax.tiff_path.resolve().is_relative_to(gateway.archive.resolve())
+    assert fax.reported_pages is None or fax.reported_pages < 100_000
+
+
+async def test_good_metadata_is_taken_as_sent(gateway: Gateway) -> None:
+    body, content_type = upload(
+        (FAX / "g4-3pages.tif").read_bytes(), received_at="2024-03-01T10:00:00+02:00", pages="3"
+    )
+    status, answer = await post(gateway, body, signed_request(body), content_type)
+    assert status == 200 and "bad_metadata" not in answer
+    [fax] = gateway.faxes
+    assert fax.received_at == datetime(2024, 3, 1, 8, tzinfo=UTC) and fax.reported_pages == 3
+    assert fax.bad_metadata == ""
+
+
+def test_the_hook_explains_a_422_for_bad_fields() -> None:
+    bad = json.dumps({"ok": False, "bad_metadata": "received_at '1-1-1' is not ..."})
+    assert "refused some of this hook's fields (received_at" in hook.warning_422("q.tif", bad)
+    unreadable = json.dumps({"ok": False, "problem": "unreadable TIFF: no pages"})
+    assert "cannot convert it (unreadable TIFF" in hook.warning_422("q.tif", unreadable)
+
+
+# --- Memory: streamed uploads, pages checked before decoding, conversions capped --------
+
+
+def g4_tiff(*sizes: tuple[int, int]) -> bytes:
+    """A white G4 TIFF with one page of each size: tiny on disk, big once decoded."""
+    pages = [Image.new("1", size, 1) for size in sizes]
+    out = io.BytesIO()
+    pages[0].save(
+        out,
+        format="TIFF",
+        save_all=True,
+        append_images=pages[1:],
+        compression="group4",
+        dpi=(204, 196),
+    )
+    return out.getvalue()
+
+
+async def test_uploads_stream_to_disk_instead_of_memory(gateway: Gateway) -> None:
+    padding = "p" * (24 << 20)
+    body, content_type = upload((FAX / "g4-3pages.tif").read_bytes(), padding=padding)
+    del padding
+    headers = {**signed_request(body), "Content-Type": content_type}
+    tracemalloc.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                gateway.url + "/hooks/fax", data=_chunks(body, 1 << 16), headers=headers
+            ) as response,
+        ):
+            assert response.status == 200
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The 24 MB body is never held whole, let alone in several copies.
+    assert peak < 8 << 20, f"peak {peak / 2**20:.1f} MB"
+    [fax] = gateway.faxes
+    assert fax.pages == 3 and fax.tiff_path.read_bytes() == (FAX / "g4-3pages.tif").read_bytes()
+
+
+async def test_a_page_over_max_pixels_is_refused_before_it_decodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[tuple[int, int]] = []
+    load = TiffImagePlugin.TiffImageFile.load
+
+    def recording_load(self: TiffImagePlugin.TiffImageFile) -> Any:
+        decoded.append(self.size)
+        return load(self)
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "load", recording_load)
+    gw, server = await _start(tmp_path, max_pixels=5_000_000)
+    try:
+        assert Image.MAX_IMAGE_PIXELS == 5_000_000  # Pillow's own guard follows the setting
+        huge = g4_tiff((3000, 3000))
+        body, content_type = upload(huge)
+        status, answer = await post(gw, body, signed_request(body), content_type)
+        assert status == 422 and "page 1 is too large (3000 x 3000 pixels" in answer["problem"]
+        # Page 2 of a fax over the limit: page 1 goes out, the fax is marked incomplete.
+        body, content_type = upload(g4_tiff((1728, 2292), (3000, 3000)))
+        status, answer = await post(gw, body, signed_request(body), content_type)
+        assert (status, answer["pages"]) == (200, 1) and "page 2 is too large" in answer["problem"]
+    finally:
+        await server.close()
+    assert (3000, 3000) not in decoded and (1728, 2292) in decoded
+    unreadable, partial = gw.faxes
+    assert unreadable.pdf_path is None and unreadable.tiff_path.read_bytes() == huge
+    assert partial.pdf is not None and pdf_page_count(partial.pdf) == 1 and not partial.complete
+
+
+async def test_conversions_wait_for_a_free_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    running, peak = [0], [0]
+    lock = threading.Lock()
+    convert = fax_module.convert_tiff
+
+    def blocking_convert(source: Path, out: Any, max_pixels: int) -> tuple[int, str]:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            release.wait(timeout=30)
+            return convert(source, out, max_pixels)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(fax_module, "convert_tiff", blocking_convert)
+    gate = ConversionGate(1)
+    settings = FaxSettings(secret=SECRET, archive=str(tmp_path / "archive"), conversions=1)
+    received: list[ReceivedFax] = []
+
+    async def on_fax(fax: ReceivedFax) -> None:
+        received.append(fax)
+
+    app = web.Application()
+    app.router.add_post("/hooks/fax", fax_handler(settings, on_fax, gate))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    gw = Gateway(str(server.make_url("")).rstrip("/"), tmp_path / "archive", settings)
+    try:
+        bodies = [upload((FAX / "g4-3pages.tif").read_bytes(), commid=str(n)) for n in range(3)]
+        posts = [
+            asyncio.create_task(post(gw, body, signed_request(body), kind)) for body, kind in bodies
+        ]
+        await asyncio.wait_for(gate.wait_until(lambda g: g.busy + g.waiting == 3), 30)
+        assert (gate.busy, gate.waiting) == (1, 2)
+        release.set()
+        assert [status for status, _ in await asyncio.gather(*posts)] == [200] * 3
+    finally:
+        release.set()
+        await server.close()
+    assert peak[0] == 1 and len(received) == 3

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.runtime import Runtime
@@ -27,6 +28,7 @@ from sandbox.ami_server import AmiServer
 from sandbox.smtp_sink import SmtpSink
 from sandbox.telegram_api import BotApiServer
 from tests.stack import sandbox_settings
+from tests.test_fax import hook, signed_request
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "deploy" / "hylafax" / "faxrcvd-frontdesk"
@@ -126,3 +128,30 @@ async def test_a_corrupt_fax_is_kept_reported_and_the_admins_told(office: Office
     assert "δεν ήταν αναγνώσιμο" in email.message.get_body(("plain",)).get_content()
     archive = Path(office.runtime.settings.fax.archive)
     assert await asyncio.to_thread(tiffs_in, archive) == [(FAXES / "corrupt.tif").read_bytes()]
+
+
+async def test_bad_metadata_is_kept_delivered_and_the_admins_told(office: Office) -> None:
+    # A hook on a fax server whose clock ran wild: the gateway archives the fax first, then
+    # refuses the field (422, so the hook stops), delivers it and tells the admins.
+    tiff = (FAXES / "g4-3pages.tif").read_bytes()
+    fields = {"commid": "000000126", "caller": "+302101234567", "called": DDI}
+    body, content_type = hook.build_body(
+        {**fields, "received_at": "0001-01-01T00:00:00+14:00"}, "fax000000126.tif", tiff
+    )
+    url = f"http://127.0.0.1:{office.runtime.gateway.http_port}/hooks/fax"
+    headers = {**signed_request(body, secret=SECRET), "Content-Type": content_type}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as r,
+    ):
+        assert r.status == 422
+        assert (await r.json())["bad_metadata"].startswith("received_at")
+    alert = await office.bot.wait_for(
+        lambda c: c.method == "sendMessage" and c.params["chat_id"] == ADMIN_CHAT, timeout=WAIT
+    )
+    assert "000000126" in alert.params["text"] and "bad metadata" in alert.params["text"]
+    [email] = await office.smtp.wait_messages(1, timeout=WAIT)
+    [pdf] = list(email.message.iter_attachments())
+    assert page_count(pdf.get_content()) == 3
+    archive = Path(office.runtime.settings.fax.archive)
+    assert await asyncio.to_thread(tiffs_in, archive) == [tiff]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -15,7 +18,10 @@ from defusedxml.ElementTree import fromstring
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.settings import MmsSettings
+from gateway.receipts import Receipts
+from gateway.web import build_app
+from models.db import Delivery, DeliveryPart, DeliveryStatus
+from models.settings import ConfigError, FaxSettings, MmsSettings, load_settings
 from notifiers.base import (
     Attachment,
     DeliveryReport,
@@ -28,6 +34,7 @@ from notifiers.mms import (
     MmsNotifier,
     delivery_report_response,
     parse_delivery_report,
+    read_delivery_report,
 )
 from sandbox.mmsc import MmscServer
 
@@ -455,3 +462,178 @@ def test_delivery_report_response_envelope() -> None:
     assert rsp.find(f"{{{MM7_NS}}}MM7Version").text == "6.8.0"
     assert rsp.find(f"{{{MM7_NS}}}Status/{{{MM7_NS}}}StatusCode").text == "1000"
     assert rsp.find(f"{{{MM7_NS}}}Status/{{{MM7_NS}}}StatusText").text == "Success"
+
+
+def test_the_report_names_its_recipient_which_is_mandatory() -> None:
+    request = read_delivery_report(report_xml(GOOD_INNER), "text/xml")
+    assert (request.message_id, request.recipient, request.mm_status) == (
+        "m-1",
+        "306912345678",
+        "Retrieved",
+    )
+    no_recipient = GOOD_INNER.replace("<Recipient><Number>306912345678</Number></Recipient>", "")
+    with pytest.raises(Mm7FormatError, match="Recipient"):
+        read_delivery_report(report_xml(no_recipient), "text/xml")
+
+
+# -- /hooks/mm7 on the gateway: only the MMSC, only about what we sent ---------------------
+
+VASP, VASP_PASSWORD = "vasp", "mm7-σωστό"
+SENT_ID = "MMSC-000001-ab"
+
+
+class Gateway:
+    """The gateway's real HTTP app and receipts on a migrated database, and one MMS sent."""
+
+    def __init__(self, url: str, delivery: Delivery, failures: list[Exception]) -> None:
+        self.url = url
+        self.delivery = delivery
+        self.failures = failures  # raised by the report hook, one per report
+
+    async def post(self, inner: str, auth: tuple[str, str] | None = (VASP, VASP_PASSWORD)) -> int:
+        headers = {"Content-Type": "text/xml; charset=utf-8"}
+        if auth:
+            headers["Authorization"] = basic(*auth)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(self.url, data=report_xml(inner), headers=headers) as rsp:
+                await rsp.read()
+                return rsp.status
+
+    async def status(self) -> DeliveryStatus:
+        return (await Delivery.get(id=self.delivery.id)).status
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def report_about(message_id: str = SENT_ID, recipient: str = "306912345678") -> str:
+    return GOOD_INNER.replace(
+        "<MessageID>m-1</MessageID>", f"<MessageID>{message_id}</MessageID>"
+    ).replace("306912345678", recipient)
+
+
+@asynccontextmanager
+async def gateway_with(settings: MmsSettings, status: DeliveryStatus) -> AsyncIterator[Gateway]:
+    receipts = Receipts(on_failed=lambda delivery, reason: asyncio.sleep(0))
+    failures: list[Exception] = []
+
+    async def on_report(report: DeliveryReport) -> None:
+        if failures:
+            raise failures.pop()
+        await receipts.on_report(report)
+
+    async def health() -> dict[str, Any]:
+        return {"ok": True}
+
+    async def on_fax(fax: Any) -> None: ...
+
+    delivery = await Delivery.create(
+        dedupe_key="message:1:mms:" + NUMBER,
+        kind="message",
+        channel="mms",
+        address=NUMBER,
+        text="Missed call",
+        status=status,
+        next_attempt_at=datetime.now(UTC),
+        receipt=SENT_ID if status is DeliveryStatus.SENT else "",
+    )
+    if status is DeliveryStatus.SENT:
+        await receipts.parts_sent(delivery, [SENT_ID])
+    app = build_app(health, on_report, FaxSettings(), on_fax, mms=settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield Gateway(f"http://127.0.0.1:{runner.addresses[0][1]}/hooks/mm7", delivery, failures)
+    finally:
+        await runner.cleanup()
+
+
+MMSC_ACCOUNT = mms_settings("http://127.0.0.1:9/mm7", username=VASP, password=VASP_PASSWORD)
+
+
+async def test_a_report_without_or_with_wrong_credentials_is_401_and_changes_nothing(
+    db: str,
+) -> None:
+    async with gateway_with(MMSC_ACCOUNT, DeliveryStatus.SENT) as gw:
+        assert await gw.post(report_about(), auth=None) == 401
+        assert await gw.post(report_about(), auth=(VASP, "guess")) == 401
+        assert await gw.post(report_about(), auth=("other", VASP_PASSWORD)) == 401
+        assert await gw.status() is DeliveryStatus.SENT
+        assert await gw.post(report_about()) == 200
+        assert await gw.status() is DeliveryStatus.DELIVERED
+
+
+async def test_report_credentials_of_their_own_take_precedence(db: str) -> None:
+    own = replace(MMSC_ACCOUNT, report_username="mmsc", report_password="report-pw")
+    async with gateway_with(own, DeliveryStatus.SENT) as gw:
+        assert await gw.post(report_about()) == 401  # the VASP account no longer works
+        assert await gw.post(report_about(), auth=("mmsc", "report-pw")) == 200
+
+
+async def test_without_configured_credentials_every_report_is_403(db: str) -> None:
+    async with gateway_with(mms_settings("http://127.0.0.1:9/mm7"), DeliveryStatus.SENT) as gw:
+        assert await gw.post(report_about(), auth=None) == 403
+        assert await gw.post(report_about(), auth=("", "")) == 403
+        assert await gw.status() is DeliveryStatus.SENT
+
+
+@pytest.mark.parametrize(
+    ("report_from", "expected"),
+    [("192.0.2.0/24", 403), ("192.0.2.7, 127.0.0.0/8", 200), ("::1, 127.0.0.1", 200)],
+)
+async def test_the_source_address_allowlist(db: str, report_from: str, expected: int) -> None:
+    settings = replace(MMSC_ACCOUNT, report_from=report_from)
+    async with gateway_with(settings, DeliveryStatus.SENT) as gw:
+        assert await gw.post(report_about()) == expected
+
+
+async def test_a_report_about_a_message_we_did_not_send_there_is_404(db: str) -> None:
+    async with gateway_with(MMSC_ACCOUNT, DeliveryStatus.SENT) as gw:
+        assert await gw.post(report_about(message_id="MMSC-forged")) == 404
+        assert await gw.post(report_about(recipient="306900000000")) == 404  # not its recipient
+        assert await gw.post(report_about(recipient="someone@example.org")) == 404
+        assert await gw.status() is DeliveryStatus.SENT
+        assert not await DeliveryPart.exists(message_id="MMSC-forged")
+        assert await gw.post(report_about(recipient="+306912345678/TYPE=PLMN")) == 200
+        assert await gw.status() is DeliveryStatus.DELIVERED
+
+
+async def test_a_report_outrunning_our_record_of_the_send_is_kept(db: str) -> None:
+    async with gateway_with(MMSC_ACCOUNT, DeliveryStatus.SENDING) as gw:
+        assert await gw.post(report_about(message_id="MMSC-early")) == 200
+        assert await DeliveryPart.exists(message_id="MMSC-early", delivery_id=None)
+
+
+async def test_garbage_and_a_failing_database_never_give_500(db: str) -> None:
+    async with gateway_with(MMSC_ACCOUNT, DeliveryStatus.SENT) as gw:
+        async with aiohttp.ClientSession() as http:
+            headers = {"Authorization": basic(VASP, VASP_PASSWORD)}
+            async with http.post(gw.url, data=b"\x00", headers=headers) as rsp:
+                assert rsp.status == 400
+        gw.failures.append(RuntimeError("database is locked"))
+        assert await gw.post(report_about()) == 503  # the MMSC tries again later
+        assert await gw.post(report_about()) == 200
+
+
+async def test_the_sandbox_mmsc_reports_with_its_credentials(db: str) -> None:
+    # The outbox's row is still `sending` when the MMSC reports (it reports at once).
+    async with gateway_with(MMSC_ACCOUNT, DeliveryStatus.SENDING) as gw:
+        async with MmscServer(username=VASP, password=VASP_PASSWORD, report_to=gw.url) as mmsc:
+            async with running(replace(MMSC_ACCOUNT, url=mmsc.url)) as notifier:
+                receipt = await notifier.send(message())
+            [exchange] = await mmsc.wait_reports(1)
+        assert (exchange.http_status, exchange.status_code) == (200, 1000)
+        assert await DeliveryPart.exists(message_id=receipt.message_id)
+        async with MmscServer(report_to=gw.url) as anonymous:  # no credentials: refused
+            async with running(replace(MMSC_ACCOUNT, url=anonymous.url)) as notifier:
+                await notifier.send(message())
+            [refused] = await anonymous.wait_reports(1)
+        assert refused.http_status == 401
+
+
+def test_a_report_from_that_is_not_an_address_list_stops_start_up() -> None:
+    with pytest.raises(ConfigError, match=r"mms\.report_from"):
+        load_settings(None, environ={"FRONTDESK__MMS__REPORT_FROM": "mmsc.example.net"})

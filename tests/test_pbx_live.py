@@ -314,12 +314,12 @@ async def test_asterisk_dies_mid_call_and_comes_back(
     live: LiveStack, crash: signal.Signals
 ) -> None:
     a, b = await _ringing_and_talking(live)
-    await live.pbx.stop(crash)
-    # While the PBX is down the operator changes line A: the next login must tell Asterisk.
-    await Subscriber.filter(id=a.subscriber_id).update(scenario=Scenario.CLOSED)
-    await live.pbx.start()
 
-    await live.resynced()
+    async def operator_closes_line_a() -> None:
+        # While the PBX is down: the next login must tell Asterisk.
+        await Subscriber.filter(id=a.subscriber_id).update(scenario=Scenario.CLOSED)
+
+    await live.restart_pbx(crash, while_down=operator_closes_line_a)
 
     # No stale call: both ended. The one an agent answered stays answered; the one that
     # was ringing cannot be known (the caller may have been cut off or given up).
@@ -339,6 +339,7 @@ async def test_asterisk_dies_mid_call_and_comes_back(
     assert await live.pbx.db_get("frontdesk", "scenario/2100001") == "closed"
 
     # Nothing lost after it: the next call is tracked and alerted as usual.
+    await live.agents(agent1="ring")
     await live.harness.call("2100002", LI, patience=2)
     calls = await live.call_ended("2100002", count=2)
     assert calls[1].outcome is CallOutcome.ABANDONED
@@ -355,9 +356,7 @@ async def test_after_a_crash_a_reused_channel_name_is_never_moved_for_another_li
     await live.harness.call("2100001", MARIA, patience=120)  # the PBX's first call
     await live.harness.wait_event(lambda e: _rings_agent(e, "+302101234567"))
     [dead] = [c for c in live.runtime.gateway.tracker.calls.values()]
-    await live.pbx.stop(signal.SIGKILL)
-    await live.pbx.start()
-    await live.resynced()
+    await live.restart_pbx(signal.SIGKILL)
 
     # After the restart Asterisk numbers channels from 0 again: B's caller gets the name
     # A's dead call had.
@@ -369,7 +368,7 @@ async def test_after_a_crash_a_reused_channel_name_is_never_moved_for_another_li
     # A asks for its calls on its mobile: B's caller must stay where it is.
     row = await CallRow.get(linkedid=dead.linkedid)
     live.bot.inject_callback(501, 1, f"fwdme:{row.id}")
-    await live.bot.wait_for(lambda c: c in live.bot.messages_to(501)[1:], timeout=30)
+    await live.bot.wait_for(lambda c: c.method == "answerCallbackQuery", timeout=30)
     [b_call] = await live.call_ended("2100002")
     assert b_call.outcome is CallOutcome.ABANDONED and not b_call.moved_to
     moved = [e for e in live.harness.events if e.get("Context") == "frontdesk-moved"]

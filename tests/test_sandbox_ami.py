@@ -243,7 +243,7 @@ async def test_wait_action_resolves_for_an_action_still_to_come(
 ) -> None:
     waiter = asyncio.ensure_future(server.wait_action("Redirect"))
     client.send({"Action": "Redirect", "Channel": "PJSIP/pstn-00000000", "Exten": "h"})
-    assert (await client.frame())["Message"] == "Redirect successful"
+    assert (await client.frame())["Message"] == "Channel does not exist: PJSIP/pstn-00000000"
     assert (await waiter)["Exten"] == "h"
 
 
@@ -300,6 +300,119 @@ async def test_restart_drops_clients_and_keeps_the_port(server: AmiServer, clien
     await server.wait_logged_in()
     assert (server.port, server.logins) == (port, 2)
     await again.close()
+
+
+# -- live channels: CoreShowChannels, Getvar, Redirect ------------------------------------
+
+
+def _ringing_call(factory: CallFactory | None = None) -> list[Frame]:
+    """A missed call's frames up to the caller hanging up: two agents ringing."""
+    frames = (factory or CallFactory()).missed("2100001", "+306912345678", "Μαρία")
+    return frames[: next(i for i, f in enumerate(frames) if f["Event"] == "HangupRequest")]
+
+
+async def _list_channels(client: Client, action_id: str = "c1") -> tuple[Frame, list[Frame]]:
+    """CoreShowChannels: its response and its CoreShowChannel events, up to Complete."""
+    client.send({"Action": "CoreShowChannels", "ActionID": action_id})
+    first = await client.until("ActionID", action_id)
+    rows = []
+    while (frame := await client.frame())["Event"] != "CoreShowChannelsComplete":
+        rows.append(frame)
+    assert (frame["ActionID"], frame["EventList"], frame["ListItems"]) == (
+        action_id,
+        "Complete",
+        str(len(rows)),
+    )
+    return first, rows
+
+
+async def test_coreshowchannels_lists_the_open_channels_like_asterisk(
+    server: AmiServer, client: Client
+) -> None:
+    first, rows = await _list_channels(client, "empty")
+    assert first == {
+        "Response": "Success",
+        "ActionID": "empty",
+        "EventList": "start",
+        "Message": "Channels will follow",
+    }
+    assert rows == []
+    frames = _ringing_call()
+    await server.play(frames)
+    _, rows = await _list_channels(client)
+    caller = frames[0]
+    assert [r["Channel"] for r in rows] == [
+        caller["Channel"],
+        "PJSIP/agent101-00000001",
+        "PJSIP/agent102-00000002",
+    ]
+    assert {r["Linkedid"] for r in rows} == {caller["Uniqueid"]}
+    assert list(rows[0])[:3] == ["Event", "ActionID", "Channel"]
+    assert list(rows[0])[-4:] == ["Application", "ApplicationData", "Duration", "BridgeId"]
+    assert (rows[0]["Application"], rows[0]["ChannelStateDesc"]) == ("Queue", "Ring")
+    hangup = {"Event": "Hangup", "Privilege": "call,all", "Uniqueid": rows[1]["Uniqueid"]}
+    await server.push([hangup])
+    _, rows = await _list_channels(client, "c2")
+    assert len(rows) == 2 and server.live_channels == {r["Uniqueid"]: r["Channel"] for r in rows}
+
+
+async def test_getvar_reads_a_live_channel_and_errs_like_asterisk(
+    server: AmiServer, client: Client
+) -> None:
+    frames = _ringing_call()
+    await server.play(frames)
+    name, linkedid = frames[0]["Channel"], frames[0]["Linkedid"]
+
+    async def getvar(channel: str, variable: str = "") -> Frame:
+        asked = {"Channel": channel, **({"Variable": variable} if variable else {})}
+        client.send({"Action": "Getvar", "ActionID": "g", **asked})
+        return await client.until("ActionID", "g")  # past the call's own events
+
+    assert await getvar(name, "CHANNEL(linkedid)") == {
+        "Response": "Success",
+        "ActionID": "g",
+        "Variable": "CHANNEL(linkedid)",
+        "Value": linkedid,
+    }
+    assert (await getvar(name.lower(), "NOSUCHVAR"))["Value"] == ""
+    assert await getvar("PJSIP/nope-1", "CHANNEL(linkedid)") == {
+        "Response": "Error",
+        "ActionID": "g",
+        "Message": "No such channel",
+    }
+    assert (await getvar(name))["Message"] == "No variable specified"
+    client.send({"Action": "Redirect", "Channel": name, "Context": "x", "Exten": "1"})
+    assert (await client.frame())["Message"] == "Redirect successful"
+
+
+async def test_a_restart_loses_every_channel_and_names_repeat(server: AmiServer) -> None:
+    await server.play(_ringing_call())
+    assert len(server.live_channels) == 3
+    await server.restart(shutdown_event=False)  # a crash: no Shutdown, no Hangup
+    assert server.live_channels == {}
+    # After the restart Asterisk counts channels from 0 again: same name, another call.
+    again = _ringing_call(CallFactory(start_epoch=1795400000))
+    await server.play(again)
+    c = await Client.connect(server)
+    await c.login()
+    await c.until("Event", "SuccessfulAuth")
+    c.send({"Action": "Getvar", "Channel": "PJSIP/pstn-00000000", "Variable": "CHANNEL(linkedid)"})
+    assert (await c.frame())["Value"] == again[0]["Linkedid"] == "1795400000.0"
+    await c.close()
+
+
+async def test_fully_booted_uptime_counts_from_the_last_restart() -> None:
+    async with AmiServer(uptime=3600) as server:
+        c = await Client.connect(server)
+        await c.login()
+        booted = await c.until("Event", "FullyBooted")
+        assert 3600 <= int(booted["Uptime"]) < 3700 and booted["LastReload"] == booted["Uptime"]
+        await server.restart()
+        await c.close()
+        c = await Client.connect(server)
+        await c.login()
+        assert int((await c.until("Event", "FullyBooted"))["Uptime"]) < 60
+        await c.close()
 
 
 # -- parsing and captures -----------------------------------------------------------------
@@ -369,13 +482,14 @@ EXTRA_FIELDS = {
 USER_EVENT_FIELDS = {
     "FrontdeskCall": ["DDI", "Scenario", "Mailbox", "ForwardTo", "RingTime"],
     "FrontdeskFallback": ["DDI", "DialStatus", "Mailbox"],
-    "FrontdeskCallEnd": ["DDI", "Scenario", "DialStatus", "VMStatus"],
+    "FrontdeskCallEnd": ["DDI", "Scenario", "DialStatus", "VMStatus", "Answered", "AnsweredBy"],
 }
 WITHOUT_CHANNEL = {"Cdr", "DeviceStateChange", "BridgeCreate", "BridgeDestroy"}
 
 
 def all_scripts(factory: CallFactory) -> dict[str, list[Frame]]:
     mobile = "+447700900123"
+    moved_ringing, moved_after = factory.moved_answered("2100006", "+3069", "Ρένα", mobile=mobile)
     return {
         "agent": factory.agent_answered(
             "2100001", "+306912345678", "Μαρία", agents=["101", "102", "103"], answered_by_index=1
@@ -389,6 +503,7 @@ def all_scripts(factory: CallFactory) -> dict[str, list[Frame]]:
         ),
         "fwd_answered": factory.forward_answered("2100004", "+861", "李娜", forward_to=mobile),
         "closed": factory.closed("2100005", "+442079460000", "Jane Doe"),
+        "moved": moved_ringing + moved_after,
     }
 
 
@@ -446,6 +561,10 @@ def test_scenario_outcomes() -> None:
         end = next(f for f in s[name] if f.get("UserEvent") == "FrontdeskCallEnd")
         return end["Scenario"], end["DialStatus"], end["VMStatus"]
 
+    def answered(name: str) -> tuple[str, str]:
+        end = next(f for f in s[name] if f.get("UserEvent") == "FrontdeskCallEnd")
+        return end["Answered"], end["AnsweredBy"]
+
     def dial_ends(name: str) -> list[tuple[str, str]]:
         return [(f["DestChannel"], f["DialStatus"]) for f in s[name] if f["Event"] == "DialEnd"]
 
@@ -466,3 +585,26 @@ def test_scenario_outcomes() -> None:
     assert [(f["DialStatus"], f["Mailbox"]) for f in fallback] == [("NOANSWER", "1001")]
     waiting = [f["New"] for f in s["voicemail"] + s["fwd_vm"] if f["Event"] == "MessageWaiting"]
     assert waiting == ["1", "2"]  # the mailbox fills up across calls
+    assert answered("agent") == ("agent", "PJSIP/agent102")
+    assert answered("fwd_answered") == answered("moved") == ("forward", "+447700900123")
+    assert answered("missed") == answered("fwd_vm") == answered("closed") == ("", "")
+    assert ends("moved") == ("agent", "ANSWER", "")
+
+
+def test_moved_call_leaves_the_queue_and_dials_the_mobile_after_the_redirect() -> None:
+    ringing, after = CallFactory().moved_answered("2100001", "+3069", "Ρένα", mobile="+3069001")
+    assert {f["Event"] for f in ringing} >= {"AgentCalled", "DialBegin"}
+    assert not any(f["Event"] == "Hangup" for f in ringing)
+    assert after[0]["Event"] == "QueueCallerLeave"
+    dial = next(f for f in after if f["Event"] == "DialBegin")
+    assert (dial["Context"], dial["Exten"], dial["DialString"]) == (
+        "frontdesk-moved",
+        "+3069001",
+        "pstn/+3069001",
+    )
+
+
+def test_older_dialplan_scripts_have_no_answered_fields() -> None:
+    script = CallFactory(answered_fields=False).agent_answered("2100001", "+1", "A")
+    end = next(f for f in script if f.get("UserEvent") == "FrontdeskCallEnd")
+    assert "Answered" not in end and "AnsweredBy" not in end

@@ -133,6 +133,19 @@ async def test_get_updates_long_polls_and_honours_offset(
     assert second["update_id"] == update["update_id"] + 1
 
 
+async def test_language_code_is_sent_only_when_given(
+    server: BotApiServer, http: aiohttp.ClientSession
+) -> None:
+    server.inject_message(CHAT, "hello", language_code="el")
+    server.inject_message(CHAT + 1, "hello", language_code=None)
+    server.inject_callback(CHAT + 1, 1, "x", language_code=None)
+    _, body = await call(http, server, "getUpdates", data={"timeout": "0"})
+    greek, unknown, tapped = body["result"]
+    assert greek["message"]["from"]["language_code"] == "el"
+    assert "language_code" not in unknown["message"]["from"]
+    assert "language_code" not in tapped["callback_query"]["from"]
+
+
 async def test_callback_carries_the_bot_message_and_answer_is_recorded(
     server: BotApiServer, http: aiohttp.ClientSession
 ) -> None:

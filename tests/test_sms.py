@@ -8,10 +8,16 @@ import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from tortoise.transactions import in_transaction
 
+from gateway import admin
+from gateway.messages import MESSAGE, render
+from gateway.notices import NewNotification
+from models.db import DeliveryStatus, Subscriber, Urgency
 from models.settings import ConfigError, SmppSettings
 from notifiers import sms_text
 from notifiers.base import (
@@ -25,6 +31,8 @@ from notifiers.base import (
 )
 from notifiers.sms import SmsNotifier, normalise_message_id
 from sandbox.smsc import ESME_RINVDSTADR, ESME_RMSGQFUL, GSM, UCS2, SmscServer
+from tests.test_channels_e2e import Peers
+from tests.test_channels_e2e import peers as peers  # the fixture
 
 NUMBER = "+306912345678"
 GREEK_300 = ("Σας καλεί η Μαρία Παπαδοπούλου για το ραντεβού της Τρίτης στις δέκα. " * 5)[:300]
@@ -420,3 +428,39 @@ async def test_a_failing_sink_is_logged_and_the_channel_goes_on(
     await smsc.inject_mo("306900000004", "Frontdesk", "still here")
     assert (await asyncio.wait_for(sinks.inbound.get(), 5)).text == "still here"
     assert "database is locked" in caplog.text
+
+
+# -- through the service -------------------------------------------------------------------
+
+
+async def test_a_160_character_english_message_with_its_header_is_one_gsm_part(
+    peers: Peers,
+) -> None:
+    """SMSC side: Babel's U+202F in the time no longer turns the SMS into three UCS-2 parts."""
+    sid = peers.subscriber_id
+    await Subscriber.filter(id=sid).update(language="en", name="Dr Example")
+    await admin.set_route(sid, MESSAGE, Urgency.NORMAL, ["sms"])
+    payload = {
+        "subscriber": "Dr Example",
+        "caller_number": "+302101234567",
+        "caller_name": "Ms Jones",
+        "contact_name": None,
+        "at": datetime(2025, 3, 4, 15, 4, tzinfo=UTC).isoformat(),
+        "timezone": "Europe/Athens",
+        "text": "",
+    }
+    header = render(MESSAGE, "sms", "en", payload, urgent=False, ref=0).text
+    room = 160 - len(header) - len(" / ")  # the text is the last line of the SMS
+    payload["text"] = ("Please call back about the lease, today if you can. " * 3)[: room - 1] + "!"
+    text = render(MESSAGE, "sms", "en", payload, urgent=False, ref=0).text
+    assert len(text) == 160 and "\u202f" in text  # "Taken at: 3/4/25, 5:04 PM"
+    subscriber = await Subscriber.get(id=sid)
+    async with in_transaction():
+        notice = NewNotification("message:gsm-160", subscriber, MESSAGE, Urgency.NORMAL, payload)
+        await peers.runtime.gateway.notices.create([notice])
+    await peers.wait_status(DeliveryStatus.DELIVERED)
+    [message] = peers.smsc.messages
+    assert (message.parts, message.data_coding) == (1, GSM)
+    assert message.text == text.replace("\u202f", " ")
+    [submit] = peers.smsc.submits
+    assert (submit.sm.esm_class, len(submit.sm.short_message)) == (0, 160)
