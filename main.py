@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import logging
+import random
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -24,7 +25,7 @@ from gateway import admin
 from gateway.messages import KINDS
 from gateway.notices import Notices
 from models import redact
-from models.database import close_db, migrate, open_db
+from models.database import close_db, is_locked, migrate, open_db
 from models.db import Delivery, DeliveryStatus, Subscriber, Urgency
 from models.phone import InvalidNumber
 from models.settings import ConfigError, Settings, load_settings
@@ -151,7 +152,42 @@ async def cmd_message(settings: Settings, args: argparse.Namespace) -> int:
         print(f"message {key} queued")
         return 0
 
-    return await _with_db(settings, take)
+    try:
+        return await _while_locked(args.wait, lambda: _with_db(settings, take))
+    except DatabaseBusy as exc:
+        print(
+            f"frontdesk: {exc}; the message was NOT queued, run the command again", file=sys.stderr
+        )
+        return 3
+
+
+class DatabaseBusy(Exception):
+    """The database stayed locked by another process for as long as we would wait."""
+
+
+async def _while_locked(wait: float, attempt: Callable[[], Awaitable[int]]) -> int:
+    """Run `attempt` (one whole transaction: a failed try wrote nothing) again while it
+    fails with "database is locked", backing off, for up to `wait` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline, pause, tries = loop.time() + wait, 0.05, 1
+    while True:
+        try:
+            result = await attempt()
+        except Exception as exc:
+            if not is_locked(exc):
+                raise
+            if loop.time() + pause > deadline:
+                raise DatabaseBusy(
+                    f"the database stayed locked for {wait:g}s ({tries} tries)"
+                ) from None
+            log.info("database locked (try %d); trying again in %.2fs", tries, pause)
+            # Jitter: many writers queued behind one lock must not retry in step.
+            await asyncio.sleep(pause * random.uniform(0.5, 1.5))
+            pause, tries = min(pause * 2, 2.0), tries + 1
+            continue
+        if tries > 1:
+            log.info("database was locked: done at try %d", tries)
+        return result
 
 
 async def cmd_deliveries(settings: Settings, args: argparse.Namespace) -> int:
@@ -259,6 +295,13 @@ def parser() -> argparse.ArgumentParser:
     message.add_argument("--urgent", action="store_true", help="never held; escalates")
     message.add_argument("--caller", help="the caller's number")
     message.add_argument("--caller-name", help="the caller's name")
+    message.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to keep trying while the database is locked (default 60)",
+    )
 
     deliveries = with_config("deliveries", "list outbox rows")
     deliveries.add_argument("--status", choices=[s.value for s in DeliveryStatus])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.buttons import parse_id, parse_slot
 from bot.desk import CommandDesk
 from bot.menus import SCENARIO_LABELS, scenario_keyboard
 from gateway import audit, diary
@@ -99,27 +101,39 @@ def make_callback_dispatcher(
         query = update.callback_query
         if query is None or update.effective_chat is None:
             return
-        user = await User.get_or_none(telegram_chat_id=update.effective_chat.id).select_related(
-            "subscriber"
-        )
-        lang = _lang(update, user)
-        data = query.data or ""
-        if data.startswith("scn:"):
-            await _switch_scenario(control, user, data, lang, query)
-            return
-        if data.startswith(("book:", "bk:")):
-            await _book_from_button(user, data, lang, query)
-            return
-        answer, done = await _run_action(control, notices, user, data, lang)
-        await query.answer(answer)
-        if done:
-            await _confirm_in_place(query, answer)
+        try:
+            await _press(control, notices, update, query)
+        except Exception:
+            # Unanswered, the button's spinner turns on: answer whatever went wrong.
+            log.exception("button %r failed", (query.data or "")[:64])
+            with contextlib.suppress(TelegramError):  # unless it was answered already
+                await query.answer(tr(_lang(update), "That did not work; try again in a minute."))
 
     return dispatch
 
 
+async def _press(control: Control, notices: Notices, update: Update, query: CallbackQuery) -> None:
+    assert update.effective_chat is not None
+    user = await User.get_or_none(telegram_chat_id=update.effective_chat.id).select_related(
+        "subscriber"
+    )
+    lang = _lang(update, user)
+    data = query.data or ""
+    if data.startswith("scn:"):
+        await _switch_scenario(control, user, data, lang, query)
+        return
+    if data.startswith(("book:", "bk:")):
+        await _book_from_button(user, data, lang, query)
+        return
+    answer, done = await _run_action(control, notices, user, data, lang)
+    await query.answer(answer)
+    if done:
+        await _confirm_in_place(query, answer)
+
+
 async def _acknowledge(notices: Notices, user: User | None, arg: str, lang: str) -> str:
-    n = await Notification.get_or_none(id=int(arg)) if arg.isdigit() else None
+    notification_id = parse_id(arg)
+    n = await Notification.get_or_none(id=notification_id) if notification_id else None
     if user is None or n is None or n.subscriber_id != user.subscriber_id:  # type: ignore[attr-defined]
         return tr(lang, "This button is not for you.")
     await notices.acknowledge(notification_id=n.id)
@@ -146,14 +160,19 @@ async def _book_from_button(user: User | None, data: str, lang: str, query: Call
     """ "Book a time": the message grows the nearest free slots; one tap books the caller."""
     kind, _, rest = data.partition(":")
     call_id, _, epoch = rest.partition(":")
-    call = await Call.get_or_none(id=int(call_id)) if call_id.isdigit() else None
+    now = datetime.now(UTC)
+    start = parse_slot(epoch, now)
+    call = await _call(call_id)
     chat = str(query.message.chat.id) if query.message else "?"
     subscriber = user.subscriber if user else None
     if subscriber is None or call is None or call.subscriber_id != subscriber.id:  # type: ignore[attr-defined]
         await audit.record("telegram", chat, None, data, audit.REFUSED, "not this chat's call")
         await query.answer(tr(lang, "This button is not for you."))
         return
-    now = datetime.now(UTC)
+    if kind == "bk" and start is None:  # no slot we would have offered: forged
+        await audit.record("telegram", chat, subscriber, data, audit.REFUSED, "no such slot")
+        await query.answer(tr(lang, "This button is not for you."))
+        return
     if kind == "book":
         slots = await diary.free_slots(subscriber, now, now=now)
         rows = [
@@ -170,7 +189,7 @@ async def _book_from_button(user: User | None, data: str, lang: str, query: Call
         await query.answer(tr(lang, "Book a time"))
         await query.edit_message_reply_markup(InlineKeyboardMarkup([*kept[:2], *rows]))
         return
-    start = datetime.fromtimestamp(int(epoch), UTC) if epoch.isdigit() else now
+    assert start is not None
     name = call.caller_name or call.caller_number or "?"
     try:
         appointment = await diary.book(subscriber, start, name, call.caller_number, now=now)
@@ -185,6 +204,12 @@ async def _book_from_button(user: User | None, data: str, lang: str, query: Call
     await _confirm_in_place(query, line)
 
 
+async def _call(text: str) -> Call | None:
+    """The call a button names, if its id is one (button data comes back from the client)."""
+    call_id = parse_id(text)
+    return await Call.get_or_none(id=call_id) if call_id else None
+
+
 async def _run_action(
     control: Control, notices: Notices, user: User | None, data: str, lang: str
 ) -> tuple[str, bool]:
@@ -193,7 +218,7 @@ async def _run_action(
     if name == "ack":
         return await _acknowledge(notices, user, arg, lang), True
     action = ACTIONS.get(name)
-    call = await Call.get_or_none(id=int(arg)) if arg.isdigit() else None
+    call = await _call(arg)
     # Buttons act only on the chat's own subscriber: forged data gets the same refusal.
     if action is None or user is None or call is None or call.subscriber_id != user.subscriber_id:  # type: ignore[attr-defined]
         return tr(lang, "This button is not for you."), False

@@ -272,7 +272,10 @@ def convert_tiff(
         pages, problem = _decodable_pages(image, max_pixels)
         if pages == 0:
             raise CorruptFax(problem or "no pages")
-        parts = _pages_as_tiffs(image, pages) if problem else None
+        try:
+            parts = _pages_as_tiffs(image, pages) if problem else None
+        except Exception as exc:  # a page that decoded but will not encode: still a bad TIFF
+            raise CorruptFax(f"cannot re-encode the pages that decode ({exc})") from exc
     try:
         if parts is None:
             img2pdf.convert(str(source) if isinstance(source, Path) else source, outputstream=out)
@@ -393,6 +396,7 @@ class _Incomplete(Exception):
 
 # What reading a request body raises when the peer hangs up or garbles its framing.
 BODY_ERRORS = (aiohttp.ClientError, ConnectionError, HttpProcessingError, EOFError)
+_SPOOL_CHUNK = 1 << 20  # written to disk a megabyte at a time
 
 
 async def _spool_body(request: web.Request, limit: int, out: BinaryIO) -> str:
@@ -423,9 +427,6 @@ async def _spool_body(request: web.Request, limit: int, out: BinaryIO) -> str:
 def _finish_spool(out: BinaryIO, rest: bytes | bytearray) -> None:
     out.write(rest)
     out.flush()  # read back by file descriptor (pread, mmap), not through this buffer
-
-
-_SPOOL_CHUNK = 1 << 20  # written to disk a megabyte at a time
 
 
 # --- Conversions at once ---------------------------------------------------------------

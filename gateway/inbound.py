@@ -50,11 +50,19 @@ class InboundDesk:
             subscriber=subscriber,
             received_at=message.received_at,
         )
+        try:
+            await self._act(stored, subscriber)
+        except Exception:
+            # Stored is what the sender's channel is answered on: acting failing must not
+            # make it deliver the message again (it would be stored twice).
+            log.exception("inbound %s #%s kept; acting on it failed", message.channel, stored.id)
+        return stored
+
+    async def _act(self, stored: InboundMessage, subscriber: Subscriber | None) -> None:
         if subscriber is None:
             # Unknown senders are kept for the admin but tell them nothing about anyone.
-            log.info("inbound %s from an unknown sender kept as #%s", message.channel, stored.id)
+            log.info("inbound %s from an unknown sender kept as #%s", stored.channel, stored.id)
         else:
             await self._notices.acknowledge(subscriber_id=subscriber.id)
         if self.on_text is not None:
             await self.on_text(stored)
-        return stored

@@ -3,21 +3,32 @@
 A claim is a lease (status `sending` until `claimed_until`): a gateway killed between
 claim and send leaves rows whose lease runs out, and the next worker takes them again.
 A message is therefore sent once unless the process dies after the channel accepted it
-and before the receipt was stored (Telegram has no idempotency key to prevent that).
+and before its outcome was stored (Telegram has no idempotency key to prevent that).
+That window is kept small: each outcome is stored in its own short transaction as soon
+as its send returns (with the part ids of the send, so receipts always find them), and
+at most `outbox.in_flight` sends per channel are under way at once. A kill therefore
+repeats at most `in_flight` messages per channel. Storing an outcome is retried until the
+database takes it: giving up would send the message again after the lease.
+
+A failed round (the database locked by another writer) is logged and retried after a
+capped backoff; the worker never ends before stop().
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from gateway import attachments
+from gateway.supervise import LoopReport
 from models.db import Delivery, DeliveryStatus
 from models.settings import OutboxSettings
 from notifiers.base import Button, Notifier, OutgoingMessage, PermanentError, TransientError
@@ -25,6 +36,7 @@ from notifiers.base import Button, Notifier, OutgoingMessage, PermanentError, Tr
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -50,8 +62,12 @@ def outgoing(delivery: Delivery) -> OutgoingMessage:
 
 # Told of a delivery that ended badly (failed or dead), with the reason: the next channel.
 OnGiveUp = Callable[[Delivery, str], Awaitable[None]]
-# Told of the part ids of a sent delivery, for channels that report delivery later.
+# Told of the part ids of a sent delivery, for channels that report delivery later; runs
+# inside the transaction that stores `sent`, so status and parts are written together.
 OnParts = Callable[[Delivery, Sequence[str]], Awaitable[None]]
+# Told after that transaction committed (settle reports that came before the parts).
+OnPartsStored = Callable[[Delivery], Awaitable[None]]
+STOP_TRIES = 3  # stores tried while stopping before an outcome is left to the lease
 
 
 class Outbox:
@@ -62,14 +78,20 @@ class Outbox:
         clock: Clock = utcnow,
         on_give_up: OnGiveUp | None = None,
         on_parts: OnParts | None = None,
+        on_parts_stored: OnPartsStored | None = None,
+        report: LoopReport | None = None,
     ) -> None:
         self._notifiers = notifiers
         self._on_give_up = on_give_up
         self._on_parts = on_parts
+        self._on_parts_stored = on_parts_stored
         self.settings = settings
         self._clock = clock
         self._wakeup = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._stopping = False
+        # Where failed rounds go (the supervisor's health); set before run().
+        self.report = report or LoopReport("outbox")
         self.sent = 0
         self.retried = 0
         self.failed = 0
@@ -83,18 +105,56 @@ class Outbox:
     async def run(self) -> None:
         while not self._stopping:
             self._wakeup.clear()
-            batch = await self.claim()
-            if batch:
-                await asyncio.gather(*(self._deliver(d) for d in batch))
+            try:
+                batch = await self.claim()
+            except Exception as exc:  # e.g. `database is locked`: the next round retries
+                await self._pause(self.report.failed(exc))
+                continue
+            self.report.ok()
+            if not batch:
+                await self._idle()
                 continue
             try:
-                await asyncio.wait_for(self._wakeup.wait(), self.settings.idle_poll)
-            except TimeoutError:
-                pass
+                await self._send(batch)
+            except Exception as exc:  # a bug: the rows' leases run out, they are retried
+                await self._pause(self.report.failed(exc))
+
+    async def _idle(self) -> None:
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), self.settings.idle_poll)
+        except TimeoutError:
+            pass
+
+    async def _pause(self, seconds: float) -> None:
+        """Back off, but not past stop()."""
+        try:
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+        except TimeoutError:
+            pass
 
     def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         self._wakeup.set()
+
+    async def _send(self, batch: list[Delivery]) -> None:
+        """Channels side by side, each with at most `in_flight` sends under way."""
+        by_channel: dict[str, list[Delivery]] = defaultdict(list)
+        for delivery in batch:
+            by_channel[delivery.channel].append(delivery)
+        await asyncio.gather(*(self._send_channel(rows) for rows in by_channel.values()))
+
+    async def _send_channel(self, rows: list[Delivery]) -> None:
+        limit = asyncio.Semaphore(max(self.settings.in_flight, 1))
+
+        async def one(delivery: Delivery) -> None:
+            async with limit:
+                if self._stopping:
+                    await self._release(delivery)
+                else:
+                    await self._deliver(delivery)
+
+        await asyncio.gather(*(one(d) for d in rows))
 
     async def claim(self) -> list[Delivery]:
         now = self._clock()
@@ -140,18 +200,22 @@ class Outbox:
             await self._retry_or_give_up(delivery, f"unexpected: {exc!r}", None)
         else:
             self.sent += 1
-            stored = await self._finish(
-                delivery, DeliveryStatus.SENT, receipt=receipt.message_id, sent_at=self._clock()
-            )
             # Channels that report delivery later (SMS, MMS) name the parts they made.
             parts = receipt.parts or (
                 (receipt.message_id,) if getattr(notifier, "reports_delivery", False) else ()
             )
-            if stored and parts and self._on_parts is not None:
-                try:
-                    await self._on_parts(delivery, parts)
-                except Exception:  # the send is stored; its receipt may then go unmatched
-                    log.exception("delivery %s: could not record its parts", delivery.id)
+            stored = await self._finish(
+                delivery,
+                DeliveryStatus.SENT,
+                parts=parts,
+                receipt=receipt.message_id,
+                sent_at=self._clock(),
+            )
+            if stored and parts and self._on_parts_stored is not None:
+                on_stored = self._on_parts_stored
+                await self._until_done(
+                    f"delivery {delivery.id}: settle", lambda: on_stored(delivery)
+                )
 
     async def _retry_or_give_up(
         self, delivery: Delivery, reason: str, retry_after: float | None
@@ -187,12 +251,63 @@ class Outbox:
         except Exception:  # the failure is stored; a broken fallback must not stop the worker
             log.exception("delivery %s: fallback failed", delivery.id)
 
-    async def _finish(self, delivery: Delivery, status: DeliveryStatus, **values: object) -> bool:
-        # Conditional on our claim: a row whose lease expired and was re-claimed is not ours.
-        stored = await Delivery.filter(
-            id=delivery.id, status=DeliveryStatus.SENDING, attempts=delivery.attempts
-        ).update(status=status, claimed_until=None, **values)
+    async def _release(self, delivery: Delivery) -> None:
+        """Stopping: a claimed row not yet sent is due again at once, this try uncounted."""
+        await self._until_done(
+            f"delivery {delivery.id}: release",
+            lambda: Delivery.filter(
+                id=delivery.id, status=DeliveryStatus.SENDING, attempts=delivery.attempts
+            ).update(status=DeliveryStatus.PENDING, claimed_until=None, attempts=F("attempts") - 1),
+        )
+
+    async def _finish(
+        self,
+        delivery: Delivery,
+        status: DeliveryStatus,
+        parts: Sequence[str] = (),
+        **values: object,
+    ) -> bool:
+        """Store one attempt's outcome (with its parts) in a short transaction of its own."""
+        stored = await self._until_done(
+            f"delivery {delivery.id}: store {status.value}",
+            lambda: self._store(delivery, status, parts, values),
+        )
         if stored:
             for observe in self.observers:
                 observe(delivery.id, status)
         return bool(stored)
+
+    async def _store(
+        self,
+        delivery: Delivery,
+        status: DeliveryStatus,
+        parts: Sequence[str],
+        values: Mapping[str, object],
+    ) -> bool:
+        async with in_transaction():
+            # Conditional on our claim: a row whose lease expired and was re-claimed is not ours.
+            stored = await Delivery.filter(
+                id=delivery.id, status=DeliveryStatus.SENDING, attempts=delivery.attempts
+            ).update(status=status, claimed_until=None, **values)
+            if stored and parts and self._on_parts is not None:
+                await self._on_parts(delivery, parts)
+        return bool(stored)
+
+    async def _until_done(self, what: str, action: Callable[[], Awaitable[T]]) -> T | None:
+        """Retry a write the send depends on until the database takes it (a lock held by
+        another process passes); while stopping, give up after a few tries."""
+        tries = 0
+        while True:
+            try:
+                result = await action()
+            except Exception as exc:
+                tries += 1
+                if self._stopping and tries >= STOP_TRIES:
+                    log.error("%s: not stored, left to the lease: %r", what, exc)
+                    return None
+                log.warning("%s failed (try %d): %r", what, tries, exc)
+                await self._pause(self.report.failed(exc))
+                continue
+            if tries:
+                self.report.ok()
+            return result

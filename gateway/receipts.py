@@ -4,7 +4,9 @@ is, and failed as soon as one part is undeliverable.
 
 A report can arrive before we have stored the parts of the send it is about (the SMSC
 answers fast); then it waits as a part with no delivery and is matched when the send's
-parts are stored. Either order gives the same result.
+parts are stored. Either order gives the same result. The outbox stores the parts in the
+transaction that stores `sent` (`store_parts`), then calls `settled_after_send`: a crash
+never leaves a `sent` row whose parts are unknown, so its reports always find it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from models.db import Delivery, DeliveryPart, DeliveryStatus
 from notifiers.base import DeliveryReport
@@ -24,33 +27,59 @@ log = logging.getLogger(__name__)
 OnFailed = Callable[[Delivery, str], Awaitable[None]]
 
 
+Decision = tuple[DeliveryStatus, str]  # a report settled a delivery: its status, the reason
+
+
 class Receipts:
     def __init__(self, on_failed: OnFailed) -> None:
         self._on_failed = on_failed
         self.reports = 0
         # Told (delivery id, new status) when a report settles a delivery; the demo waits on it.
         self.observers: list[Callable[[int, DeliveryStatus], None]] = []
+        # Settled inside the outbox's transaction, told once it committed.
+        self._decided: dict[int, Decision] = {}
 
     async def parts_sent(self, delivery: Delivery, ids: Sequence[str]) -> None:
-        """Record the ids a channel gave the pieces of a sent Delivery."""
+        """Record the ids a channel gave the pieces of a sent Delivery, and settle it."""
+        async with in_transaction():
+            await self.store_parts(delivery, ids)
+        await self.settled_after_send(delivery)
+
+    async def store_parts(self, delivery: Delivery, ids: Sequence[str]) -> None:
+        """In the caller's transaction (the one storing `sent`): the part rows, and the
+        settlement if every report already came, so no crash can split them."""
         for message_id in ids:
             await _write_part(delivery.channel, message_id, delivery_id=delivery.id)
         # Each side writes, then reads what the other wrote: whichever writes last settles.
-        await self._settle(delivery.id)
+        decided = await self._decide(delivery.id)
+        if decided is not None:
+            self._decided[delivery.id] = decided
+
+    async def settled_after_send(self, delivery: Delivery) -> None:
+        """After the transaction of store_parts committed: observers, then fallback."""
+        decided = self._decided.pop(delivery.id, None)
+        if decided is not None:
+            await self._announce(delivery.id, decided)
 
     async def on_report(self, report: DeliveryReport) -> None:
         self.reports += 1
-        part = await _write_part(
-            report.channel,
-            report.message_id,
-            delivered=report.delivered,
-            detail=report.detail[:64],
-            reported_at=datetime.now(UTC),
-        )
-        if part.delivery_id is not None:  # type: ignore[attr-defined]
-            await self._settle(part.delivery_id)  # type: ignore[attr-defined]
+        decided = None
+        async with in_transaction():
+            part = await _write_part(
+                report.channel,
+                report.message_id,
+                delivered=report.delivered,
+                detail=report.detail[:64],
+                reported_at=datetime.now(UTC),
+            )
+            delivery_id = part.delivery_id  # type: ignore[attr-defined]
+            if delivery_id is not None:
+                decided = await self._decide(delivery_id)
+        if decided is not None:
+            await self._announce(delivery_id, decided)
 
-    async def _settle(self, delivery_id: int) -> None:
+    async def _decide(self, delivery_id: int) -> Decision | None:
+        """Move a `sent` delivery on if its parts say so (in the caller's transaction)."""
         parts = await DeliveryPart.filter(delivery_id=delivery_id)
         failed = [p for p in parts if p.delivered is False]
         if failed:
@@ -59,16 +88,20 @@ class Receipts:
             changed = await Delivery.filter(id=delivery_id, status=DeliveryStatus.SENT).update(
                 status=DeliveryStatus.FAILED, last_error=reason
             )
-            if changed:
-                log.warning("delivery %s: %s", delivery_id, reason)
-                self._tell(delivery_id, DeliveryStatus.FAILED)
-                await self._on_failed(await Delivery.get(id=delivery_id), reason)
-        elif parts and all(p.delivered for p in parts):
+            return (DeliveryStatus.FAILED, reason) if changed else None
+        if parts and all(p.delivered for p in parts):
             changed = await Delivery.filter(id=delivery_id, status=DeliveryStatus.SENT).update(
                 status=DeliveryStatus.DELIVERED
             )
-            if changed:
-                self._tell(delivery_id, DeliveryStatus.DELIVERED)
+            return (DeliveryStatus.DELIVERED, "") if changed else None
+        return None
+
+    async def _announce(self, delivery_id: int, decided: Decision) -> None:
+        status, reason = decided
+        self._tell(delivery_id, status)
+        if status is DeliveryStatus.FAILED:
+            log.warning("delivery %s: %s", delivery_id, reason)
+            await self._on_failed(await Delivery.get(id=delivery_id), reason)
 
     def _tell(self, delivery_id: int, status: DeliveryStatus) -> None:
         for observe in self.observers:

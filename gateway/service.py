@@ -2,6 +2,10 @@
 
 Start order: database, web, outbox, AMI (so nothing the PBX says is dropped for want of a
 consumer); stop order is the reverse, letting the router drain what the tracker emitted.
+
+Every background loop (router, escalate, revert, expire, voicemail scan, outbox) runs under
+a Supervisor: a failed round is logged and retried after a capped backoff, a loop task that
+ends is restarted, and `/healthz` names a loop that is failing or dead (503).
 """
 
 from __future__ import annotations
@@ -9,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from tortoise.transactions import in_transaction
 
 from gateway.ami import AmiActionError, AmiClient, AmiUnavailable, PbxRun
 from gateway.ami_translate import AmiTranslator, live_calls
@@ -25,11 +30,12 @@ from gateway.notices import Notices
 from gateway.outbox import Outbox
 from gateway.receipts import Receipts
 from gateway.router import Router
+from gateway.supervise import LoopReport, Supervisor, database_unavailable, repeat
 from gateway.tracker import CallTracker
 from gateway.transcription import Transcriber
 from gateway.voicemail import VoicemailDesk
 from gateway.web import build_app
-from models.db import Delivery, DeliveryStatus
+from models.db import Delivery, DeliveryStatus, Notification
 from models.events import CallSnapshot, VoicemailWaiting
 from models.settings import Settings
 from notifiers.base import DeliveryReport, InboundMessage, ManagedNotifier, Notifier
@@ -38,6 +44,8 @@ log = logging.getLogger(__name__)
 
 ROUTE_BATCH = 200  # snapshots routed per transaction when a burst arrives
 BOOT_WAIT = 2.0  # how long a login waits for Asterisk's FullyBooted (it follows the login)
+EXPIRE_EVERY = 300.0  # seconds between sweeps of calls whose hangup was lost
+HEALTH_DB_WAIT = 2.0  # /healthz answers without counts rather than wait on a locked database
 
 
 def _describe(run: PbxRun | None) -> str:
@@ -59,11 +67,14 @@ class Gateway:
         # The channels this gateway can use; routes skip the others.
         self.notifiers: dict[str, Notifier] = dict(notifiers or {})
         self.receipts = Receipts(on_failed=self._fall_back)
+        self.supervisor = Supervisor()
         self.outbox = Outbox(
             self.notifiers,
             settings.outbox,
             on_give_up=self._fall_back,
-            on_parts=self.receipts.parts_sent,
+            on_parts=self.receipts.store_parts,
+            on_parts_stored=self.receipts.settled_after_send,
+            report=self.supervisor.report("outbox"),
         )
         self.notices = Notices(self.notifiers.keys(), settings.routing, on_new=self.outbox.wake)
         self.inbound = InboundDesk(self.notices)
@@ -85,7 +96,6 @@ class Gateway:
         self.mail_in = MailIn(settings.mail_in, self.on_inbound)
         self.web = build_app(self.health, self.on_report, settings.fax, self.faxes.on_fax)
         self._runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[Any]] = []
         # Told of every call snapshot once it is routed (the demo and tests wait on these).
         self.observers: list[Callable[[CallSnapshot], None]] = []
         self.http_port: int | None = None
@@ -98,7 +108,9 @@ class Gateway:
         self.notifiers[notifier.channel] = notifier
 
     async def _fall_back(self, delivery: Delivery, reason: str) -> None:
-        await self.notices.fall_back(delivery.notification_id, reason)  # type: ignore[attr-defined]
+        # One transaction: a crash must not leave the hop counted and its rows unwritten.
+        async with in_transaction():
+            await self.notices.fall_back(delivery.notification_id, reason)  # type: ignore[attr-defined]
 
     async def on_report(self, report: DeliveryReport) -> None:
         """A channel's delivery report (SMS receipt, MM7 DeliveryReportReq)."""
@@ -152,54 +164,92 @@ class Gateway:
         return ended
 
     async def _route_forever(self) -> None:
+        report = self.supervisor.report("router")
         while True:
             batch = [await self._snapshots.get()]
             while len(batch) < ROUTE_BATCH and not self._snapshots.empty():
                 batch.append(self._snapshots.get_nowait())
             try:
-                await self._route(batch)
+                await self._route(batch, report)
             finally:
                 for _ in batch:
                     self._snapshots.task_done()
 
-    async def _route(self, batch: list[CallSnapshot]) -> None:
-        try:
-            await self.router.on_calls(batch)
-        except Exception:
-            # One bad call must not sink the batch: route the rest one by one.
-            log.exception("routing a batch of %d failed; retrying one by one", len(batch))
-            for snap in batch:
-                try:
-                    await self.router.on_calls([snap])
-                except Exception:
-                    log.exception("routing call %s failed", snap.linkedid)
+    async def _route(self, batch: list[CallSnapshot], report: LoopReport) -> None:
+        while True:
+            try:
+                await self.router.on_calls(batch)
+            except Exception as exc:
+                if database_unavailable(exc):
+                    # Locked by another writer: the same batch goes through later, whole.
+                    await asyncio.sleep(report.failed(exc))
+                    continue
+                # One bad call must not sink the batch: route the rest one by one.
+                log.exception("routing a batch of %d failed; retrying one by one", len(batch))
+                for snap in batch:
+                    await self._route_one(snap)
+            break
+        report.ok()
         for snap in batch:
             for observe in self.observers:
                 observe(snap)
 
-    async def _revert_forever(self) -> None:
+    async def _route_one(self, snap: CallSnapshot) -> None:
+        try:
+            await self.router.on_calls([snap])
+        except Exception:
+            log.exception("routing call %s failed", snap.linkedid)
+
+    async def _idle_poll(self) -> None:
+        await asyncio.sleep(self.settings.outbox.idle_poll)
+
+    async def _revert_due(self) -> None:
         """Timed scenarios ("closed until 18:00") return by themselves."""
-        while True:
-            await asyncio.sleep(self.settings.outbox.idle_poll)
-            if not self.ami.connected.is_set():
-                continue  # AstDB cannot be told; the reconnect re-asserts the database anyway
-            try:
-                await self.control.revert_due(datetime.now(UTC))
-            except Exception:
-                log.exception("scenario revert round failed; next round retries")
+        if self.ami.connected.is_set():  # else the reconnect re-asserts AstDB anyway
+            await self.control.revert_due(datetime.now(UTC))
 
-    async def _escalate_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.outbox.idle_poll)
-            try:
-                await self.notices.escalate_due()
-            except Exception:
-                log.exception("escalation round failed; next round retries")
+    async def _expire(self) -> None:
+        self.tracker.expire(max_idle=4 * 3600)
 
-    async def _expire_forever(self) -> None:
-        while True:
-            await asyncio.sleep(300)
-            self.tracker.expire(max_idle=4 * 3600)
+    async def recover_fallbacks(self) -> int:
+        """A crash between storing a failure and creating its fallback left a notification
+        with nothing alive and hops left: move it on now. Returns how many were."""
+        since = datetime.now(UTC) - 2 * timedelta(seconds=self.settings.outbox.give_up_after)
+        ids = set(
+            await Delivery.filter(
+                status__in=(DeliveryStatus.FAILED, DeliveryStatus.DEAD),
+                notification_id__isnull=False,
+                created_at__gte=since,
+            ).values_list("notification_id", flat=True)
+        )
+        moved = 0
+        for n in await Notification.filter(id__in=ids).only("id", "route", "next_hop"):
+            if n.next_hop < len(n.route):
+                async with in_transaction():
+                    moved += bool(await self.notices.fall_back(n.id, "after a restart"))
+        if moved:
+            log.warning("%d notification(s) moved on to their next channel after a restart", moved)
+        return moved
+
+    def _supervise(self) -> None:
+        sup, report, poll = self.supervisor, self.supervisor.report, self._idle_poll
+        if self.voicemail.enabled:
+            # The first scan finds what was left while we were down.
+            interval = self.settings.voicemail.scan_interval
+            sup.start(
+                "voicemail",
+                lambda: repeat(
+                    report("voicemail"), self.voicemail.scan, lambda: asyncio.sleep(interval)
+                ),
+            )
+        sup.start("escalate", lambda: repeat(report("escalate"), self.notices.escalate_due, poll))
+        sup.start("revert", lambda: repeat(report("revert"), self._revert_due, poll))
+        sup.start("router", self._route_forever)
+        sup.start("outbox", self.outbox.run)
+        sup.start(
+            "expire",
+            lambda: repeat(report("expire"), self._expire, lambda: asyncio.sleep(EXPIRE_EVERY)),
+        )
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.web)
@@ -214,15 +264,11 @@ class Gateway:
                 await notifier.start()
         if self.voicemail.enabled:
             await self.transcriber.start()
-            # The first scan finds what was left while we were down.
-            self._tasks.append(asyncio.create_task(self.voicemail.run(), name="voicemail"))
-        self._tasks += [
-            asyncio.create_task(self._escalate_forever(), name="escalate"),
-            asyncio.create_task(self._revert_forever(), name="revert"),
-            asyncio.create_task(self._route_forever(), name="router"),
-            asyncio.create_task(self.outbox.run(), name="outbox"),
-            asyncio.create_task(self._expire_forever(), name="expire"),
-        ]
+        try:
+            await self.recover_fallbacks()
+        except Exception:  # the database may be busy; the next start tries again
+            log.exception("recovering fallbacks after a restart failed")
+        self._supervise()
         await self.mail_in.start()
         await self.ami.start()
         log.info("gateway up: http on %s:%s", self.settings.http.host, self.http_port)
@@ -235,10 +281,9 @@ class Gateway:
         await self.ami.stop()
         await asyncio.wait_for(self.drain(), 10)
         self.outbox.stop()
-        for task in self._tasks:
-            if task.get_name() != "outbox":
-                task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        others = [name for name in self.supervisor.states() if name != "outbox"]
+        await self.supervisor.stop(names=others)
+        await self.supervisor.stop(cancel=False, names=["outbox"])  # it finishes its sends
         await self.mail_in.stop()
         await self.voicemail.stop()
         if self.voicemail.enabled:
@@ -250,16 +295,28 @@ class Gateway:
             await self._runner.cleanup()
 
     async def health(self) -> dict[str, Any]:
-        counts = {
-            status.value: await Delivery.filter(status=status).count() for status in DeliveryStatus
-        }
+        loops = self.supervisor.states()
         parser = self.ami.parsers[-1] if self.ami.parsers else None
         return {
-            "ok": self.ami.connected.is_set(),
+            "ok": self.ami.connected.is_set() and self.supervisor.healthy(),
             "ami_connected": self.ami.connected.is_set(),
+            "loops": loops,
+            "loop_restarts": self.supervisor.restarts(),
             "calls_in_progress": len(self.tracker.calls),
             "channels": sorted(self.notifiers),
-            "deliveries": counts,
+            "deliveries": await self._delivery_counts(),
             "ami_frames": parser.stats.frames if parser else 0,
             "ami_malformed": parser.stats.malformed if parser else 0,
         }
+
+    async def _delivery_counts(self) -> dict[str, int] | None:
+        """Rows per status; None when the database does not answer in time (locked)."""
+        try:
+            async with asyncio.timeout(HEALTH_DB_WAIT):
+                return {
+                    status.value: await Delivery.filter(status=status).count()
+                    for status in DeliveryStatus
+                }
+        except Exception as exc:
+            log.warning("health: delivery counts unavailable: %r", exc)
+            return None

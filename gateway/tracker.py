@@ -5,6 +5,11 @@ so the call ends when its last channel hangs up, and one call gives one outcome 
 many legs rang. Our dialplan's UserEvents tell the DDI and scenario; the standard
 events tell who answered. Pure and synchronous: it is on the AMI hot path.
 
+A call exists only once our dialplan's FrontdeskCall (CallRouted) is seen: anything else
+(malformed frames, the gateway's own call-back Originate) never becomes a call. What came
+before it for a linkedid (Newchannel's caller name, channels) waits in a small, expiring
+LRU table of pending calls and is replayed when FrontdeskCall arrives.
+
 After every AMI login `reconcile` compares what is tracked with what the PBX lists: calls
 it no longer has ended while we could not see them (a PBX restart or crash sends no
 Hangup), and their outcome is `unknown` unless an answer or a message was seen.
@@ -38,6 +43,11 @@ from models.events import (
 Listener = Callable[[CallSnapshot], None]
 _UNKNOWN_CALLER = {"", "<unknown>"}
 _RECENTLY_ENDED = 10_000
+# Pending linkedids (seen opening, no FrontdeskCall yet): FrontdeskCall follows Newchannel
+# within a second on a real call, so a small table that forgets after a minute is ample.
+PENDING_MAX = 256
+PENDING_EVENTS_MAX = 32  # per linkedid: a real call sends a handful before FrontdeskCall
+PENDING_TTL = 60.0
 _DIALPLAN_ANSWERED = {"agent", "forward", ""}  # CallEnd's Answered values we act on
 
 
@@ -65,6 +75,62 @@ class _Leg:
 ChannelView = Mapping[str, Collection[str]]  # linkedid -> uniqueids of its channels
 
 
+@dataclass(slots=True)
+class _Pending:
+    """What was seen of a linkedid before its FrontdeskCall, to replay into the call."""
+
+    seen_at: float
+    events: list[PbxEvent]
+    open: set[str]  # uniqueids opened and not closed yet
+
+
+class _PendingCalls:
+    """Linkedids not (yet) calls: bounded (LRU, PENDING_MAX), each forgotten after
+    PENDING_TTL, so a flood of frames for calls that never start cannot grow memory."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._table: OrderedDict[str, _Pending] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def note(self, event: PbxEvent) -> None:
+        """Keep an event of a linkedid that is not a call; only an opening one starts an
+        entry (others for an unseen linkedid are of calls we cannot place)."""
+        now = self._clock()
+        self._expire(now)
+        entry = self._table.get(event.linkedid)
+        if entry is None:
+            if not isinstance(event, ChannelOpened):
+                return
+            entry = self._table[event.linkedid] = _Pending(now, [], set())
+            if len(self._table) > PENDING_MAX:
+                self._table.popitem(last=False)
+        self._table.move_to_end(event.linkedid)
+        if isinstance(event, ChannelOpened):
+            entry.open.add(event.uniqueid)
+        elif isinstance(event, ChannelClosed):
+            entry.open.discard(event.uniqueid)
+            if not entry.open:  # all its channels gone without FrontdeskCall: not a call
+                del self._table[event.linkedid]
+                return
+        if len(entry.events) < PENDING_EVENTS_MAX:
+            entry.events.append(event)
+
+    def take(self, linkedid: str) -> _Pending | None:
+        self._expire(self._clock())
+        return self._table.pop(linkedid, None)
+
+    def _expire(self, now: float) -> None:
+        # Oldest first in LRU order is not oldest by seen_at, but close enough: stop early.
+        while self._table:
+            linkedid, entry = next(iter(self._table.items()))
+            if now - entry.seen_at <= PENDING_TTL:
+                return
+            del self._table[linkedid]
+
+
 class CallTracker:
     def __init__(self, listener: Listener, clock: Callable[[], float] = time.time) -> None:
         self._listener = listener
@@ -75,6 +141,7 @@ class CallTracker:
         self._caller_uid: dict[str, str] = {}
         self._touched: dict[str, float] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
+        self.pending = _PendingCalls(clock)
         self._handlers: dict[type, Callable[[CallSnapshot, object], None]] = {
             ChannelOpened: self._on_channel_opened,  # type: ignore[dict-item]
             CallerIdentified: self._on_caller_identified,  # type: ignore[dict-item]
@@ -93,10 +160,10 @@ class CallTracker:
             return  # late frames of an ended call (Cdr-era stragglers) change nothing
         call = self.calls.get(linkedid)
         if call is None:
-            if not isinstance(event, ChannelOpened | CallRouted):
-                return  # a call that began before we connected and that we cannot place
-            call = self.calls[linkedid] = CallSnapshot(linkedid=linkedid, started_at=self._clock())
-            self._legs[linkedid] = {}
+            if not isinstance(event, CallRouted):
+                self.pending.note(event)
+                return
+            call = self._start(linkedid)
         self._touched[linkedid] = self._clock()
         before = (call.status, call.ddi, call.caller_number)
         self._handlers[type(event)](call, event)
@@ -104,6 +171,16 @@ class CallTracker:
             self._finish(call)
         elif (call.status, call.ddi, call.caller_number) != before:
             self._emit(call)
+
+    def _start(self, linkedid: str) -> CallSnapshot:
+        """A call, from its FrontdeskCall on, with what was seen of it before replayed."""
+        seen = self.pending.take(linkedid)
+        started_at = seen.seen_at if seen is not None else self._clock()  # its Newchannel
+        call = self.calls[linkedid] = CallSnapshot(linkedid=linkedid, started_at=started_at)
+        self._legs[linkedid] = {}
+        for earlier in seen.events if seen is not None else ():
+            self._handlers[type(earlier)](call, earlier)
+        return call
 
     # -- one small handler per event ---------------------------------------------------
 

@@ -27,7 +27,12 @@ MAX_HOOK_BYTES = 1 << 20  # a delivery report is a few KB
 
 
 async def _health(request: web.Request) -> web.Response:
-    report = await request.app[HEALTH_PROBE]()
+    """200 when all is well; 503 naming what is not (AMI, a failing or dead loop)."""
+    try:
+        report = await request.app[HEALTH_PROBE]()
+    except Exception:  # a probe that cannot answer is itself a reason to page someone
+        log.exception("health probe failed")
+        report = {"ok": False, "error": "health probe failed"}
     return web.json_response(report, status=200 if report.get("ok") else 503)
 
 

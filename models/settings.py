@@ -67,6 +67,8 @@ class OutboxSettings:
     retry_max: float = 600.0
     give_up_after: float = 86400.0
     idle_poll: float = 1.0
+    # Sends under way at once per channel; a crash may repeat up to this many per channel.
+    in_flight: int = 1
 
 
 @dataclass(frozen=True)
@@ -373,6 +375,8 @@ def _validate(settings: Settings) -> None:
         or settings.outbox.retry_max < settings.outbox.retry_initial
     ):
         raise ConfigError("config key outbox.retry_max: must be >= outbox.retry_initial > 0")
+    if settings.outbox.in_flight < 1:
+        raise ConfigError("config key outbox.in_flight: must be >= 1")
 
 
 def is_loopback(host: str) -> bool:

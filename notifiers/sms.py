@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import contextvars
 import copy
+import functools
 import logging
 import re
 import secrets
@@ -87,6 +88,9 @@ _T = TypeVar("_T")
 _MAX_UNREADABLE = 5  # PDUs in a row smpplib cannot parse before we suspect lost framing
 _READ_BUFFER = 65536
 _FIELD_LIMITS = {"system_id": 15, "password": 8, "system_type": 12, "source_addr": 20}
+_UNSTORED_MAX = 64  # concatenated MO texts kept for their redelivered last part
+_Answer = Callable[[int], None]  # sends our deliver_sm_resp with this status
+_Group = tuple[str, str, int, int]
 
 
 def normalise_message_id(raw: bytes | str | None) -> str:
@@ -155,6 +159,18 @@ class _Client(smpplib.client.Client):
         else:
             self._calls.call(self._writer.write, p.generate())
         return True
+
+    def _message_received(self, pdu: Any) -> None:
+        # smpplib answers every deliver_sm as soon as its handler returns; a None from ours
+        # means "answered later", once what the PDU carries is stored.
+        status = self.message_received_handler(pdu=pdu)
+        if status is not None:
+            self.answer_deliver(pdu.sequence, status)
+
+    def answer_deliver(self, sequence: int, status: int) -> None:
+        answer = smpplib.smpp.make_pdu("deliver_sm_resp", client=self, status=status)
+        answer.sequence = sequence
+        self.send_pdu(answer)
 
     def read_pdu(self) -> Any:
         pdu = super().read_pdu()
@@ -452,6 +468,8 @@ class SmsNotifier:
         # A random start: after a restart, handsets may still hold parts under old refs.
         self._references = sms_text.ReferencePool(start=secrets.randbelow(256))
         self._reassembler = sms_text.Reassembler()
+        # Concatenated MO texts whose storing failed, by (source, destination, ref, total).
+        self._unstored: dict[_Group, str] = {}
         self._link: _Link | None = None
         self._bound = asyncio.Event()
         self._attempted = asyncio.Event()  # the first connect/bind attempt is over
@@ -548,7 +566,7 @@ class SmsNotifier:
         link = _Link(client)
         link.prototype = self._submit_prototype(client)
         client.on_response = lambda pdu: calls.call(link.resolve, *_summary(pdu))
-        client.set_message_received_handler(self._on_deliver)
+        client.set_message_received_handler(functools.partial(self._on_deliver, client=client))
         client.set_message_sent_handler(lambda pdu: None)  # answered through on_response
         client.set_error_pdu_handler(lambda pdu: None)  # ... errors too, with their status
         link.writer = _LoopWriter(
@@ -727,8 +745,9 @@ class SmsNotifier:
 
     # -- from the reader thread ------------------------------------------------------------
 
-    def _on_deliver(self, pdu: Any, **_: Any) -> int:
-        """smpplib's deliver_sm handler, on the reader thread; our deliver_sm_resp status."""
+    def _on_deliver(self, pdu: Any, client: _Client, **_: Any) -> int | None:
+        """smpplib's deliver_sm handler, on the reader thread; our deliver_sm_resp status,
+        or None for MO text: answered once stored (`_store_then_answer`)."""
         assert self._calls is not None
         if pdu.command != "deliver_sm":  # alert_notification comes here too: nothing to do
             return ESME_ROK
@@ -737,31 +756,56 @@ class SmsNotifier:
         except Exception:  # retrying will not make it readable: take it and say so
             log.exception("sms: unreadable deliver_sm dropped")
             return ESME_ROK
-        if event is None or self._calls.call(self._delivered, event):
+        if event is None:
             return ESME_ROK
-        return ESME_RX_T_APPN  # we are going down: the SMSC will deliver it again
+        answer = functools.partial(client.answer_deliver, pdu.sequence)
+        if not self._calls.call(self._delivered, event, answer):
+            return ESME_RX_T_APPN  # we are going down: the SMSC will deliver it again
+        return None if isinstance(event, _MoPart) else ESME_ROK
 
-    def _delivered(self, event: DeliveryReport | _MoPart) -> None:
+    def _delivered(self, event: DeliveryReport | _MoPart, answer: _Answer) -> None:
         assert self._loop is not None
         if isinstance(event, DeliveryReport):
             self._spawn_sink(_call(self._on_report, event))
             return
+        group: _Group | None = None
         if event.concat is None or event.concat.total == 1:
             text: str | None = sms_text.decode(event.data_coding, event.payload)
         else:
-            key = (event.source, event.destination)
-            text = self._reassembler.add(
-                key, event.concat, event.data_coding, event.payload, self._loop.time()
+            concat = event.concat
+            group = (event.source, event.destination, concat.reference, concat.total)
+            # A last part we could not store comes again alone: its text is kept for it.
+            text = self._unstored.pop(group, None) or self._reassembler.add(
+                group[:2], concat, event.data_coding, event.payload, self._loop.time()
             )
-        if text is not None:
-            inbound = InboundMessage(
-                channel="sms",
-                sender=_sender(event.source, event.source_ton),
-                recipient=event.destination,
-                text=text,
-                received_at=event.received_at,
-            )
-            self._spawn_sink(_call(self._on_inbound, inbound))
+        if text is None:
+            answer(ESME_ROK)  # a part held until the others come (in memory, as ever)
+            return
+        inbound = InboundMessage(
+            channel="sms",
+            sender=_sender(event.source, event.source_ton),
+            recipient=event.destination,
+            text=text,
+            received_at=event.received_at,
+        )
+        self._spawn_sink(self._store_then_answer(inbound, answer, group))
+
+    async def _store_then_answer(
+        self, inbound: InboundMessage, answer: _Answer, group: _Group | None
+    ) -> None:
+        """Acknowledge MO text only once it is stored; if storing fails, a temporary error
+        makes the SMSC deliver it again later rather than it being lost."""
+        try:
+            await self._on_inbound(inbound)
+        except Exception:
+            log.exception("sms: MO message not stored; the SMSC is asked to deliver it again")
+            if group is not None:
+                self._unstored[group] = inbound.text
+                while len(self._unstored) > _UNSTORED_MAX:
+                    self._unstored.pop(next(iter(self._unstored)))
+            answer(ESME_RX_T_APPN)
+            return
+        answer(ESME_ROK)
 
     def _spawn_sink(self, call: Coroutine[Any, Any, None]) -> None:
         # In the context start() was called in, where tortoise's connections live.

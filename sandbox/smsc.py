@@ -48,6 +48,7 @@ ESME_RINVDSTADR = 0x0B
 ESME_RINVPASWD = 0x0E
 ESME_RINVSYSID = 0x0F
 ESME_RMSGQFUL = 0x14
+ESME_RX_T_APPN = 0x64  # an ESME's temporary error for a deliver_sm: deliver it again
 ESME_RTHROTTLED = 0x58
 
 # Optional parameters (TLVs, 5.3.2).
@@ -375,6 +376,9 @@ class SmscServer(Served):
         self.unbinds = 0
         self.enquire_links = 0
         self.max_in_flight = 0  # most submits held unanswered at once (hold_responses)
+        self.mo_statuses: list[int] = []  # every deliver_sm_resp status for MO text
+        self.mo_retries = 0  # redeliveries of an MO part answered with a temporary error
+        self.mo_retry_delay = 0.05  # seconds between them
         self._port = port
         self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()
@@ -505,9 +509,23 @@ class SmscServer(Served):
             elif len(payloads) > 1:
                 esm_class, udh = ESM_UDHI, bytes((5, 0x00, 3, reference, len(payloads), number))
             sm = ShortMessage(source, destination, udh + payload, esm_class, coding, tlvs=tlvs)
-            answer = self._deliver(session, sm)
-            statuses.append(await asyncio.wait_for(answer, timeout))
+            statuses += await self._deliver_until_taken(session, sm, timeout)
         return statuses
+
+    async def _deliver_until_taken(
+        self, session: _Session, sm: ShortMessage, timeout: float
+    ) -> list[int]:
+        """deliver_sm, again after mo_retry_delay while the answer is a temporary error (up
+        to mo_retries times), as a real SMSC retries; every deliver_sm_resp status."""
+        statuses: list[int] = []
+        while True:
+            status = await asyncio.wait_for(self._deliver(session, sm), timeout)
+            statuses.append(status)
+            self.mo_statuses.append(status)
+            self._notify_soon()
+            if status != ESME_RX_T_APPN or len(statuses) > self.mo_retries:
+                return statuses
+            await asyncio.sleep(self.mo_retry_delay)  # the SMSC's retry schedule
 
     async def unbind_clients(self, timeout: float = 5.0) -> list[int]:
         """Unbind every bound session, as an SMSC going down for maintenance does: the

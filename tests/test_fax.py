@@ -680,6 +680,7 @@ async def test_a_page_over_max_pixels_is_refused_before_it_decodes(
         return load(self)
 
     monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "load", recording_load)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after
     gw, server = await _start(tmp_path, max_pixels=5_000_000)
     try:
         assert Image.MAX_IMAGE_PIXELS == 5_000_000  # Pillow's own guard follows the setting
