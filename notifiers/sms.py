@@ -747,7 +747,8 @@ class SmsNotifier:
 
     def _on_deliver(self, pdu: Any, client: _Client, **_: Any) -> int | None:
         """smpplib's deliver_sm handler, on the reader thread; our deliver_sm_resp status,
-        or None for MO text: answered once stored (`_store_then_answer`)."""
+        or None for a receipt or MO text: answered once stored (`_store_then_answer`,
+        `_report_then_answer`), so a crash before that makes the SMSC deliver it again."""
         assert self._calls is not None
         if pdu.command != "deliver_sm":  # alert_notification comes here too: nothing to do
             return ESME_ROK
@@ -761,12 +762,12 @@ class SmsNotifier:
         answer = functools.partial(client.answer_deliver, pdu.sequence)
         if not self._calls.call(self._delivered, event, answer):
             return ESME_RX_T_APPN  # we are going down: the SMSC will deliver it again
-        return None if isinstance(event, _MoPart) else ESME_ROK
+        return None
 
     def _delivered(self, event: DeliveryReport | _MoPart, answer: _Answer) -> None:
         assert self._loop is not None
         if isinstance(event, DeliveryReport):
-            self._spawn_sink(_call(self._on_report, event))
+            self._spawn_sink(self._report_then_answer(event, answer))
             return
         group: _Group | None = None
         if event.concat is None or event.concat.total == 1:
@@ -803,6 +804,17 @@ class SmsNotifier:
                 self._unstored[group] = inbound.text
                 while len(self._unstored) > _UNSTORED_MAX:
                     self._unstored.pop(next(iter(self._unstored)))
+            answer(ESME_RX_T_APPN)
+            return
+        answer(ESME_ROK)
+
+    async def _report_then_answer(self, report: DeliveryReport, answer: _Answer) -> None:
+        """A receipt is acknowledged only once it is stored: one lost to a crash or a busy
+        database would leave its delivery `sent` for ever (and never fall back)."""
+        try:
+            await _call(self._on_report, report)
+        except Exception:
+            log.exception("sms: receipt not stored; the SMSC is asked to deliver it again")
             answer(ESME_RX_T_APPN)
             return
         answer(ESME_ROK)

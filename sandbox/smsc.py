@@ -654,7 +654,7 @@ class SmscServer(Served):
         session.send(command_id | RESPONSE, ESME_ROK, sequence, body)
         if session.can_receive:
             while self._undelivered:
-                self._deliver(session, self._undelivered.popleft())
+                self._deliver_receipt(session, self._undelivered.popleft())
 
     def _submit(self, session: _Session, sequence: int, body: bytes) -> None:
         if not session.can_transmit:
@@ -771,8 +771,25 @@ class SmscServer(Served):
         if session is None:  # the SMSC keeps it until a receiver binds
             self._undelivered.append(receipt)
         else:
-            self._deliver(session, receipt)
+            self._deliver_receipt(session, receipt)
         self._notify_soon()
+
+    def _deliver_receipt(self, session: _Session, receipt: ShortMessage) -> None:
+        answer = self._deliver(session, receipt)
+        answer.add_done_callback(lambda done: self._receipt_answered(receipt, done))
+
+    def _receipt_answered(self, receipt: ShortMessage, answer: asyncio.Future[int]) -> None:
+        """A receipt not acknowledged (the link died first, or a temporary error) is kept
+        for the next receiver, as a real SMSC retries it."""
+        if answer.cancelled() or answer.exception() is not None:
+            self._undelivered.append(receipt)
+        elif answer.result() == ESME_RX_T_APPN:
+            receiver = self._receiver()
+            if receiver is None:
+                self._undelivered.append(receipt)
+            else:
+                loop = asyncio.get_running_loop()
+                self._timers.add(loop.call_later(0.2, self._send_receipt, receipt))
 
     def _forget_fired_timers(self) -> None:
         if self._timers:
