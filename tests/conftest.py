@@ -49,3 +49,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason=reason)
     for item in live:
         item.add_marker(skip)
+    config.stash[_LIVE_SKIPPED] = f"{reason} ({len(live)} tests)"
+
+
+_LIVE_SKIPPED = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """The one line that says the live PBX suite did not run, even under -q."""
+    if skipped := config.stash.get(_LIVE_SKIPPED, None):
+        terminalreporter.write_line(skipped)
