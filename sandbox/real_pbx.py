@@ -75,24 +75,7 @@ def make_prompts(target: Path, extra: Mapping[str, Path] | None = None) -> None:
         raw.unlink()
     beep = target / f"{BEEP}.wav"
     if not beep.exists():
-        subprocess.run(
-            [
-                "sox",
-                "-n",
-                "-r",
-                "8000",
-                "-c",
-                "1",
-                "-b",
-                "16",
-                str(beep),
-                "synth",
-                "0.25",
-                "sine",
-                "1000",
-            ],
-            check=True,
-        )
+        _sox(["-n"], beep, ["synth", "0.25", "sine", "1000"])
     for name, source in (extra or {}).items():
         _to_telephone(source, target / f"{name}.wav")
 
@@ -111,23 +94,16 @@ def greeting_seconds(sounds: Path, box: str, instructions: bool = True) -> float
     return sum(wav_seconds(sounds / f"{n}.wav") for n in [*names, BEEP])
 
 
+# What Asterisk's `wav` format is: 8 kHz mono 16-bit signed PCM.
+TELEPHONE = ["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"]
+
+
+def _sox(inputs: list[str], target: Path, effects: list[str] | None = None) -> None:
+    subprocess.run(["sox", *inputs, *TELEPHONE, str(target), *(effects or [])], check=True)
+
+
 def _to_telephone(source: Path, target: Path) -> None:
-    subprocess.run(
-        [
-            "sox",
-            str(source),
-            "-r",
-            "8000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed-integer",
-            str(target),
-        ],
-        check=True,
-    )
+    _sox([str(source)], target)
 
 
 @dataclass
