@@ -30,6 +30,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image, TiffImagePlugin
 
+from bench.http_fuzz import g4_tiff as fuzz_g4_tiff
 from gateway import fax as fax_module
 from gateway.fax import (
     NONCE_HEADER,
@@ -633,17 +634,7 @@ def test_the_hook_explains_a_422_for_bad_fields() -> None:
 
 def g4_tiff(*sizes: tuple[int, int]) -> bytes:
     """A white G4 TIFF with one page of each size: tiny on disk, big once decoded."""
-    pages = [Image.new("1", size, 1) for size in sizes]
-    out = io.BytesIO()
-    pages[0].save(
-        out,
-        format="TIFF",
-        save_all=True,
-        append_images=pages[1:],
-        compression="group4",
-        dpi=(204, 196),
-    )
-    return out.getvalue()
+    return fuzz_g4_tiff(*sizes, lines=False)
 
 
 async def test_uploads_stream_to_disk_instead_of_memory(gateway: Gateway) -> None:
