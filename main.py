@@ -21,14 +21,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from bot.runtime import Runtime
-from gateway import admin
-from gateway.messages import KINDS
-from gateway.notices import Notices
+from gateway.control import admin
+from gateway.delivery.notices import Notices
 from models import redact
 from models.database import close_db, is_locked, migrate, open_db
 from models.db import Delivery, DeliveryStatus, Subscriber, Urgency
 from models.phone import InvalidNumber
 from models.settings import ConfigError, Settings, load_settings
+from models.vocab import KINDS, LANGUAGES
 
 log = logging.getLogger("frontdesk")
 
@@ -255,7 +255,7 @@ def parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--name", required=True)
     add.add_argument("--ddi", action="append", required=True, help="DDI number (repeatable)")
-    add.add_argument("--language", choices=["en", "el", "ru", "zh"])
+    add.add_argument("--language", choices=LANGUAGES)
     add.add_argument("--timezone")
     add.add_argument(
         "--mobile", help="their own mobile: SMS commands, SMS, MMS, call back, forwarding"

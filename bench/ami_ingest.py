@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from panoramisk.ami_protocol import AMIProtocol  # noqa: E402
 
-from gateway import admin  # noqa: E402
-from gateway.service import Gateway  # noqa: E402
+from gateway.app import Gateway  # noqa: E402
+from gateway.control import admin  # noqa: E402
 from models.database import close_db, migrate, open_db  # noqa: E402
 from models.db import Delivery, Role, User  # noqa: E402
 from models.settings import load_settings, with_section  # noqa: E402

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from models.settings import SmtpSettings  # noqa: E402
 from notifiers.base import OutgoingMessage  # noqa: E402
-from notifiers.email import EmailNotifier  # noqa: E402
+from notifiers.email.outbound import EmailNotifier  # noqa: E402
 from sandbox.smtp_sink import SmtpSink  # noqa: E402
 
 TEXT = "Αναπάντητη κλήση από +30 210 1234567 στις 14:32. Πατήστε για επανάκληση."

@@ -2,7 +2,7 @@
 
     python bench/http_fuzz.py [--seconds 60] [--concurrency 8] [--seed N] [--rss-limit 300]
 
-The gateway's real aiohttp app (`Gateway.web`: the routes of gateway/web.py, listed from its
+The gateway's real aiohttp app (`Gateway.web`: the routes of gateway/http.py, listed from its
 router) runs in a child process on a throw-away SQLite database with one subscriber, so the
 RSS measured is the gateway's alone (VmRSS of /proc/<pid>/status). The fuzzer sends, to
 every route and to paths that do not exist: random methods, garbage request lines, huge
@@ -12,7 +12,7 @@ G4 page that would decode to 144 MB), truncated bodies, and oversized ones. It p
 requests sent, the answers by status, the 500s, the exceptions the gateway logged and its
 RSS before and after; it exits 1 on any 500 or exception, or RSS after over the limit.
 
-tests/test_http_fuzz.py runs the same fuzz in-process with a small bound.
+tests/e2e/test_http_fuzz.py runs the same fuzz in-process with a small bound.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ sys.path.insert(0, str(ROOT))
 from aiohttp import web  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from gateway import admin  # noqa: E402
-from gateway.fax import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign  # noqa: E402
-from gateway.service import Gateway  # noqa: E402
+from gateway.app import Gateway  # noqa: E402
+from gateway.control import admin  # noqa: E402
+from gateway.fax.hook import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign  # noqa: E402
 from models.database import close_db, migrate, open_db  # noqa: E402
 from models.settings import Settings, load_settings, with_section  # noqa: E402
 

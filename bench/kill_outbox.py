@@ -33,8 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway import admin  # noqa: E402
-from gateway.notices import Notices  # noqa: E402
+from gateway.control import admin  # noqa: E402
+from gateway.delivery.notices import Notices  # noqa: E402
 from models.database import close_db, migrate, open_db  # noqa: E402
 from models.db import Role, Urgency, User  # noqa: E402
 from models.settings import RoutingSettings  # noqa: E402

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from models.settings import MmsSettings  # noqa: E402
 from notifiers.base import Attachment, OutgoingMessage  # noqa: E402
-from notifiers.mms import MmsNotifier  # noqa: E402
+from notifiers.mms.client import MmsNotifier  # noqa: E402
 from sandbox.mmsc import MmscServer  # noqa: E402
 
 ATTACHMENT = Attachment("voicemail.amr", "audio/amr", bytes(range(256)) * 40)  # 10 KB

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from models.settings import SmppSettings  # noqa: E402
 from notifiers.base import OutgoingMessage  # noqa: E402
-from notifiers.sms import SmsNotifier  # noqa: E402
+from notifiers.sms.channel import SmsNotifier  # noqa: E402
 from sandbox.smsc import SmscServer  # noqa: E402
 
 SYSTEM_ID, PASSWORD = "bench", "bench"

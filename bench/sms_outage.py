@@ -22,12 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway import admin  # noqa: E402
-from gateway.service import Gateway  # noqa: E402
+from gateway.app import Gateway  # noqa: E402
+from gateway.control import admin  # noqa: E402
 from models.database import close_db, migrate, open_db  # noqa: E402
 from models.db import Delivery, DeliveryStatus, Urgency  # noqa: E402
 from models.settings import load_settings, with_section  # noqa: E402
-from notifiers.sms import SmsNotifier  # noqa: E402
+from notifiers.sms.channel import SmsNotifier  # noqa: E402
 from sandbox.smsc import SmscServer  # noqa: E402
 
 MOBILE = "+306944000999"

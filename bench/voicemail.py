@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.audio import to_mp3, to_ogg_opus, wav_info  # noqa: E402
-from gateway.transcription import Transcriber  # noqa: E402
+from gateway.media.audio import to_mp3, to_ogg_opus, wav_info  # noqa: E402
+from gateway.voicemail.transcription import Transcriber  # noqa: E402
 from models.settings import TranscriptionSettings  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "voicemail"

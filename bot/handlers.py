@@ -20,17 +20,18 @@ from telegram.ext import (
 )
 
 from bot.buttons import parse_id, parse_slot
-from bot.desk import CommandDesk
 from bot.menus import SCENARIO_LABELS, scenario_keyboard
-from gateway import audit, diary
-from gateway.admin import AdminError, link_chat
-from gateway.ami import AmiActionError, AmiUnavailable
-from gateway.control import Control, NoMobileNumber
-from gateway.messages import local_time
-from gateway.notices import Notices
+from gateway.control import audit
+from gateway.control.admin import AdminError, link_chat
+from gateway.control.desk import CommandDesk
+from gateway.control.lines import Control, NoMobileNumber
+from gateway.delivery.notices import Notices
+from gateway.delivery.render import local_time
+from gateway.diary import appointments as diary
+from gateway.pbx.client import AmiActionError, AmiUnavailable
 from locales import LANGUAGES, tr
 from models.db import Call, Notification, User
-from models.events import Scenario
+from models.vocab import Scenario
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ import logging
 from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
+from gateway.control.labels import SCENARIO_LABELS
 from locales import LANGUAGES, N_, tr
-from models.events import Scenario
+from models.vocab import Scenario
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +21,6 @@ MENU = (
     ("calls", N_("Today's calls, voicemails and faxes")),
     ("help", N_("What you can write to me")),
 )
-SCENARIO_LABELS = {
-    Scenario.AGENT: N_("Our secretary answers"),
-    Scenario.VOICEMAIL: N_("Voicemail"),
-    Scenario.FORWARD: N_("Forward to my mobile"),
-    Scenario.CLOSED: N_("Closed"),
-}
 
 
 async def publish_menus(bot: Bot) -> None:

@@ -13,15 +13,15 @@ from typing import Any
 from telegram.ext import AIORateLimiter, Application
 
 from bot import handlers
-from bot.desk import CommandDesk
 from bot.menus import publish_menus
-from gateway import mm7_hook
-from gateway.service import Gateway
+from gateway.app import Gateway
+from gateway.control.desk import CommandDesk
 from models.database import close_db, open_db
 from models.settings import ConfigError, Settings
-from notifiers.email import EmailNotifier
-from notifiers.mms import MmsNotifier
-from notifiers.sms import SmsNotifier
+from notifiers.email.outbound import EmailNotifier
+from notifiers.mms import reports as mm7_hook
+from notifiers.mms.client import MmsNotifier
+from notifiers.sms.channel import SmsNotifier
 from notifiers.telegram import TelegramNotifier
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway import admin
-from gateway.notices import Notices
-from gateway.service import Gateway
+from gateway.app import Gateway
+from gateway.control import admin
+from gateway.delivery.notices import Notices
 from models.db import Delivery, DeliveryStatus, Subscriber, Urgency
 from models.settings import Settings, with_section
 from sandbox.mmsc import MmscServer

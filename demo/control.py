@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import admin
+from gateway.control import admin
 from models.db import Appointment, AuditEntry, Subscriber
 from sandbox.smsc import SmscServer
 from sandbox.telegram_api import BotApiServer

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from bot.runtime import Runtime
 from demo import channels, control, media, pbx
 from demo.report import build_report, print_timeline
-from gateway import admin
+from gateway.control import admin
 from models.database import migrate
 from models.db import Contact, Subscriber
 from models.events import CallSnapshot

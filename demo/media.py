@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway import admin
-from gateway.service import Gateway
+from gateway.app import Gateway
+from gateway.control import admin
 from models.db import Notification, Subscriber, Urgency, Voicemail
 from models.settings import Settings, with_section
 

@@ -20,10 +20,11 @@ from typing import Any, Protocol
 
 from bot.runtime import Runtime
 from demo import media
-from gateway.control import Control
+from gateway.control.lines import Control
 from models.db import Subscriber
-from models.events import CallSnapshot, Scenario
+from models.events import CallSnapshot
 from models.settings import Settings, with_section
+from models.vocab import Scenario
 from sandbox.ami_harness import RECEIVED, AmiHarness, Frame
 from sandbox.real_pbx import (
     AMI_USER,

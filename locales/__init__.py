@@ -15,7 +15,9 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-LANGUAGES = ("en", "el", "ru", "zh")
+from models.vocab import LANGUAGES
+
+__all__ = ["LANGUAGES", "N_", "tr"]
 DOMAIN = "frontdesk"
 _ROOT = Path(__file__).parent
 

@@ -8,7 +8,8 @@ from typing import Any
 from tortoise import fields
 from tortoise.models import Model
 
-from models.events import CallOutcome, CallStatus, Scenario
+from models.events import CallOutcome, CallStatus
+from models.vocab import Scenario
 
 
 class Role(StrEnum):

@@ -1,6 +1,6 @@
 """Domain events: what happened on the PBX, in our words, free of AMI field names.
 
-The AMI adapter (gateway/ami_translate.py) is the only place that knows how these map to
+The AMI adapter (gateway/pbx/translate.py) is the only place that knows how these map to
 AMI frames; everything downstream sees only these types.
 """
 
@@ -8,13 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-
-
-class Scenario(StrEnum):
-    AGENT = "agent"
-    VOICEMAIL = "voicemail"
-    FORWARD = "forward"
-    CLOSED = "closed"
 
 
 class CallStatus(StrEnum):

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from models.vocab import CHANNELS, LANGUAGES
+
 ENV_PREFIX = "FRONTDESK__"
 # The languages of the people Frontdesk serves; catalogues exist for each.
-LANGUAGES = ("en", "el", "ru", "zh")
-CHANNELS = ("telegram", "email", "sms", "mms")
 
 
 class ConfigError(ValueError):

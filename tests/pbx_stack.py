@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.runtime import Runtime
-from gateway import admin
+from gateway.control import admin
 from models.database import migrate
 from models.db import Call as CallRow
 from models.db import Notification

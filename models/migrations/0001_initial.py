@@ -2,10 +2,55 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 import functools
 from json import dumps, loads
-from models.db import DeliveryStatus, Role
-from models.events import CallOutcome, CallStatus, Scenario
 from tortoise.fields.base import OnDelete
 from tortoise import fields
+
+from enum import StrEnum
+
+
+# The enums as they were when this migration was written: a later change to the
+# models' enums must not change what an old migration means.
+class DeliveryStatus(StrEnum):
+    PENDING = 'pending'
+    SENDING = 'sending'
+    SENT = 'sent'
+    DELIVERED = 'delivered'
+    FAILED = 'failed'
+    DEAD = 'dead'
+
+
+class Role(StrEnum):
+    SUBSCRIBER = 'subscriber'
+    AGENT = 'agent'
+    SUPERVISOR = 'supervisor'
+    ADMIN = 'admin'
+
+
+class CallOutcome(StrEnum):
+    ANSWERED = 'answered'
+    VOICEMAIL = 'voicemail'
+    FORWARDED = 'forwarded'
+    ABANDONED = 'abandoned'
+
+
+class CallStatus(StrEnum):
+    NOT_STARTED = 'not_started'
+    WAITING = 'waiting'
+    IN_PROGRESS = 'in_progress'
+    FORWARDED = 'forwarded'
+    ANSWERED = 'answered'
+    NOT_ANSWERED = 'not_answered'
+    LOST = 'lost'
+    SCHEDULED = 'scheduled'
+
+
+class Scenario(StrEnum):
+    AGENT = 'agent'
+    VOICEMAIL = 'voicemail'
+    FORWARD = 'forward'
+    CLOSED = 'closed'
+
+
 
 class Migration(migrations.Migration):
     initial = True

@@ -2,9 +2,19 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 import functools
 from json import dumps, loads
-from models.db import Urgency
 from tortoise.fields.base import OnDelete
 from tortoise import fields
+
+from enum import StrEnum
+
+
+# The enums as they were when this migration was written: a later change to the
+# models' enums must not change what an old migration means.
+class Urgency(StrEnum):
+    NORMAL = 'normal'
+    URGENT = 'urgent'
+
+
 
 class Migration(migrations.Migration):
     dependencies = [('models', '0001_initial')]

@@ -1,8 +1,20 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from models.events import Scenario
 from tortoise.fields.base import OnDelete
 from tortoise import fields
+
+from enum import StrEnum
+
+
+# The enums as they were when this migration was written: a later change to the
+# models' enums must not change what an old migration means.
+class Scenario(StrEnum):
+    AGENT = 'agent'
+    VOICEMAIL = 'voicemail'
+    FORWARD = 'forward'
+    CLOSED = 'closed'
+
+
 
 class Migration(migrations.Migration):
     dependencies = [('models', '0003_voicemail')]

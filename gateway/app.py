@@ -1,0 +1,322 @@
+"""The gateway's running parts wired together: AMI in, tracker, router, outbox, web.
+
+Start order: database, web, outbox, AMI (so nothing the PBX says is dropped for want of a
+consumer); stop order is the reverse, letting the router drain what the tracker emitted.
+
+Every background loop (router, escalate, revert, expire, voicemail scan, outbox) runs under
+a Supervisor: a failed round is logged and retried after a capped backoff, a loop task that
+ends is restarted, and `/healthz` names a loop that is failing or dead (503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from tortoise.transactions import in_transaction
+
+from gateway.calls.router import Router
+from gateway.calls.tracker import CallTracker
+from gateway.control.inbound import InboundDesk
+from gateway.control.lines import Control
+from gateway.delivery.notices import Notices
+from gateway.delivery.outbox import Outbox
+from gateway.delivery.receipts import Receipts
+from gateway.fax.desk import FaxDesk
+from gateway.http import build_app
+from gateway.pbx.client import AmiActionError, AmiClient, AmiUnavailable, PbxRun
+from gateway.pbx.translate import AmiTranslator, live_calls
+from gateway.pbx.wire import Frame
+from gateway.supervise import LoopReport, Supervisor, database_unavailable, repeat
+from gateway.voicemail.spool import VoicemailDesk
+from gateway.voicemail.transcription import Transcriber
+from models.db import Delivery, DeliveryStatus, Notification
+from models.events import CallSnapshot, VoicemailWaiting
+from models.settings import Settings
+from notifiers.base import DeliveryReport, InboundMessage, ManagedNotifier, Notifier
+from notifiers.email.inbound import MailIn
+
+log = logging.getLogger(__name__)
+
+ROUTE_BATCH = 200  # snapshots routed per transaction when a burst arrives
+BOOT_WAIT = 2.0  # how long a login waits for Asterisk's FullyBooted (it follows the login)
+EXPIRE_EVERY = 300.0  # seconds between sweeps of calls whose hangup was lost
+HEALTH_DB_WAIT = 2.0  # /healthz answers without counts rather than wait on a locked database
+
+
+def _describe(run: PbxRun | None) -> str:
+    if run is None:
+        return "logged in (Asterisk's uptime unknown)"
+    if run.restarted is None:
+        return f"logged in (Asterisk up {run.uptime}s)"
+    if run.restarted:
+        return f"logged in after an Asterisk restart (up {run.uptime}s)"
+    return f"reconnected to the same Asterisk run (up {run.uptime}s)"
+
+
+class Gateway:
+    def __init__(self, settings: Settings, notifiers: Mapping[str, Notifier] | None = None) -> None:
+        self.settings = settings
+        self.translator = AmiTranslator(settings.ami.userevent_prefix)
+        self._snapshots: asyncio.Queue[CallSnapshot] = asyncio.Queue()
+        self.tracker = CallTracker(self._snapshots.put_nowait)
+        # The channels this gateway can use; routes skip the others.
+        self.notifiers: dict[str, Notifier] = dict(notifiers or {})
+        self.receipts = Receipts(on_failed=self._fall_back)
+        self.supervisor = Supervisor()
+        self.outbox = Outbox(
+            self.notifiers,
+            settings.outbox,
+            on_give_up=self._fall_back,
+            on_parts=self.receipts.store_parts,
+            on_parts_stored=self.receipts.settled_after_send,
+            report=self.supervisor.report("outbox"),
+        )
+        self.notices = Notices(self.notifiers.keys(), settings.routing, on_new=self.outbox.wake)
+        self.inbound = InboundDesk(self.notices)
+        self.transcriber = Transcriber(settings.transcription)
+        self.voicemail = VoicemailDesk(
+            settings.voicemail, self.notices, self.transcriber, settings.locale.default_region
+        )
+        self.router = Router(self.notices, settings.locale.default_region)
+        self.ami = AmiClient(
+            settings.ami,
+            self.on_frame,
+            wanted_events=self.translator.event_names,
+            on_connected=self._on_ami_connected,
+        )
+        self.control = Control(
+            self.ami, ringing=lambda: self.tracker.calls.values(), on_moved=self.tracker.moved
+        )
+        self.faxes = FaxDesk(self.notices, settings.locale.default_region)
+        self.mail_in = MailIn(settings.mail_in, self.on_inbound)
+        self.web = build_app(self.health, self.on_report, settings.fax, self.faxes.on_fax)
+        self._runner: web.AppRunner | None = None
+        # Told of every call snapshot once it is routed (the demo and tests wait on these).
+        self.observers: list[Callable[[CallSnapshot], None]] = []
+        self.http_port: int | None = None
+        # AMI logins after which calls were reconciled and AstDB re-asserted: what the PBX
+        # knows agrees with us again (tests and the demo wait on it after a PBX restart).
+        self.pbx_syncs = 0
+        self._synced = asyncio.Condition()
+
+    def add_notifier(self, notifier: Notifier) -> None:
+        self.notifiers[notifier.channel] = notifier
+
+    async def _fall_back(self, delivery: Delivery, reason: str) -> None:
+        # One transaction: a crash must not leave the hop counted and its rows unwritten.
+        async with in_transaction():
+            await self.notices.fall_back(delivery.notification_id, reason)  # type: ignore[attr-defined]
+
+    async def on_report(self, report: DeliveryReport) -> None:
+        """A channel's delivery report (SMS receipt, MM7 DeliveryReportReq)."""
+        await self.receipts.on_report(report)
+
+    async def on_inbound(self, message: InboundMessage) -> None:
+        await self.inbound.receive(message)
+
+    def on_frame(self, frame: Frame) -> None:
+        event = self.translator.translate(frame)
+        if event is not None:
+            self.tracker.handle(event)
+            if isinstance(event, VoicemailWaiting) and event.new:
+                self.voicemail.poke(event.mailbox)
+
+    async def _on_ami_connected(self) -> None:
+        try:
+            await self.reconcile()
+        except Exception:
+            log.exception("reconciling calls with the PBX failed; they expire in time")
+        await self.control.reassert_all()
+        self.pbx_syncs += 1
+        async with self._synced:
+            self._synced.notify_all()
+
+    async def wait_synced(self, after: int, timeout: float) -> None:
+        """Until a login later than the `after`-th one has been fully synced."""
+        async with asyncio.timeout(timeout), self._synced:
+            await self._synced.wait_for(lambda: self.pbx_syncs > after)
+
+    async def reconcile(self) -> int:
+        """After a login, end the tracked calls the PBX no longer has (their hangups were
+        lost: a restart or crash, or a disconnect) and re-read the channels of the others.
+        Returns how many calls were ended."""
+        run = await self.ami.pbx_run(BOOT_WAIT)
+        before = self.tracker.channel_view()
+        try:
+            rows = await self.ami.send_list_action({"Action": "CoreShowChannels"})
+        except (AmiUnavailable, AmiActionError) as exc:
+            if run is None or not run.restarted:
+                log.warning("AMI %s; cannot list channels (%s): calls kept", _describe(run), exc)
+                return 0
+            rows = []  # a restart ended every call it had, listed or not
+        ended = self.tracker.reconcile(live_calls(rows), before)
+        log.info(
+            "AMI %s: %d call(s) tracked, %d ended as gone from the PBX",
+            _describe(run),
+            len(before),
+            ended,
+        )
+        return ended
+
+    async def _route_forever(self) -> None:
+        report = self.supervisor.report("router")
+        while True:
+            batch = [await self._snapshots.get()]
+            while len(batch) < ROUTE_BATCH and not self._snapshots.empty():
+                batch.append(self._snapshots.get_nowait())
+            try:
+                await self._route(batch, report)
+            finally:
+                for _ in batch:
+                    self._snapshots.task_done()
+
+    async def _route(self, batch: list[CallSnapshot], report: LoopReport) -> None:
+        while True:
+            try:
+                await self.router.on_calls(batch)
+            except Exception as exc:
+                if database_unavailable(exc):
+                    # Locked by another writer: the same batch goes through later, whole.
+                    await asyncio.sleep(report.failed(exc))
+                    continue
+                # One bad call must not sink the batch: route the rest one by one.
+                log.exception("routing a batch of %d failed; retrying one by one", len(batch))
+                for snap in batch:
+                    await self._route_one(snap)
+            break
+        report.ok()
+        for snap in batch:
+            for observe in self.observers:
+                observe(snap)
+
+    async def _route_one(self, snap: CallSnapshot) -> None:
+        try:
+            await self.router.on_calls([snap])
+        except Exception:
+            log.exception("routing call %s failed", snap.linkedid)
+
+    async def _idle_poll(self) -> None:
+        await asyncio.sleep(self.settings.outbox.idle_poll)
+
+    async def _revert_due(self) -> None:
+        """Timed scenarios ("closed until 18:00") return by themselves."""
+        if self.ami.connected.is_set():  # else the reconnect re-asserts AstDB anyway
+            await self.control.revert_due(datetime.now(UTC))
+
+    async def _expire(self) -> None:
+        self.tracker.expire(max_idle=4 * 3600)
+
+    async def recover_fallbacks(self) -> int:
+        """A crash between storing a failure and creating its fallback left a notification
+        with nothing alive and hops left: move it on now. Returns how many were."""
+        since = datetime.now(UTC) - 2 * timedelta(seconds=self.settings.outbox.give_up_after)
+        ids = set(
+            await Delivery.filter(
+                status__in=(DeliveryStatus.FAILED, DeliveryStatus.DEAD),
+                notification_id__isnull=False,
+                created_at__gte=since,
+            ).values_list("notification_id", flat=True)
+        )
+        moved = 0
+        for n in await Notification.filter(id__in=ids).only("id", "route", "next_hop"):
+            if n.next_hop < len(n.route):
+                async with in_transaction():
+                    moved += bool(await self.notices.fall_back(n.id, "after a restart"))
+        if moved:
+            log.warning("%d notification(s) moved on to their next channel after a restart", moved)
+        return moved
+
+    def _supervise(self) -> None:
+        sup, report, poll = self.supervisor, self.supervisor.report, self._idle_poll
+        if self.voicemail.enabled:
+            # The first scan finds what was left while we were down.
+            interval = self.settings.voicemail.scan_interval
+            sup.start(
+                "voicemail",
+                lambda: repeat(
+                    report("voicemail"), self.voicemail.scan, lambda: asyncio.sleep(interval)
+                ),
+            )
+        sup.start("escalate", lambda: repeat(report("escalate"), self.notices.escalate_due, poll))
+        sup.start("revert", lambda: repeat(report("revert"), self._revert_due, poll))
+        sup.start("router", self._route_forever)
+        sup.start("outbox", self.outbox.run)
+        sup.start(
+            "expire",
+            lambda: repeat(report("expire"), self._expire, lambda: asyncio.sleep(EXPIRE_EVERY)),
+        )
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.web)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http.port
+        for notifier in self.notifiers.values():
+            if isinstance(notifier, ManagedNotifier):
+                await notifier.start()
+        if self.voicemail.enabled:
+            await self.transcriber.start()
+        try:
+            await self.recover_fallbacks()
+        except Exception:  # the database may be busy; the next start tries again
+            log.exception("recovering fallbacks after a restart failed")
+        self._supervise()
+        await self.mail_in.start()
+        await self.ami.start()
+        log.info("gateway up: http on %s:%s", self.settings.http.host, self.http_port)
+
+    async def drain(self) -> None:
+        """Wait until every call event seen so far has been routed."""
+        await self._snapshots.join()
+
+    async def stop(self) -> None:
+        await self.ami.stop()
+        await asyncio.wait_for(self.drain(), 10)
+        self.outbox.stop()
+        others = [name for name in self.supervisor.states() if name != "outbox"]
+        await self.supervisor.stop(names=others)
+        await self.supervisor.stop(cancel=False, names=["outbox"])  # it finishes its sends
+        await self.mail_in.stop()
+        await self.voicemail.stop()
+        if self.voicemail.enabled:
+            await self.transcriber.stop()
+        for notifier in self.notifiers.values():
+            if isinstance(notifier, ManagedNotifier):
+                await notifier.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def health(self) -> dict[str, Any]:
+        loops = self.supervisor.states()
+        parser = self.ami.parsers[-1] if self.ami.parsers else None
+        return {
+            "ok": self.ami.connected.is_set() and self.supervisor.healthy(),
+            "ami_connected": self.ami.connected.is_set(),
+            "loops": loops,
+            "loop_restarts": self.supervisor.restarts(),
+            "calls_in_progress": len(self.tracker.calls),
+            "channels": sorted(self.notifiers),
+            "deliveries": await self._delivery_counts(),
+            "ami_frames": parser.stats.frames if parser else 0,
+            "ami_malformed": parser.stats.malformed if parser else 0,
+        }
+
+    async def _delivery_counts(self) -> dict[str, int] | None:
+        """Rows per status; None when the database does not answer in time (locked)."""
+        try:
+            async with asyncio.timeout(HEALTH_DB_WAIT):
+                return {
+                    status.value: await Delivery.filter(status=status).count()
+                    for status in DeliveryStatus
+                }
+        except Exception as exc:
+            log.warning("health: delivery counts unavailable: %r", exc)
+            return None

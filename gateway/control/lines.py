@@ -1,0 +1,214 @@
+"""Control actions: what subscribers' commands do on the PBX and in the database.
+
+AstDB keys (family `frontdesk`) are read by deploy/asterisk/extensions_frontdesk.conf:
+scenario/<ddi>, forward/<ddi>, mailbox/<ddi> (ringtime/ and fallback/ are the operator's).
+
+The database is the truth: a change is written to AstDB first and saved only if the PBX
+took it all; if either step fails, the old values go back to AstDB (and every AMI login
+writes the database's values anyway), so the two never disagree for long.
+
+A channel action (Redirect) first asks the PBX whose the channel is: after a PBX restart
+channel names are counted from -00000000 again, so a name we tracked may now be another
+subscriber's caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from gateway.pbx.client import AmiActionError, AmiUnavailable
+from models.db import Call, Ddi, Subscriber
+from models.events import CallSnapshot
+from models.vocab import Scenario
+
+log = logging.getLogger(__name__)
+
+ASTDB_FAMILY = "frontdesk"
+CALLBACK_CONTEXT = "frontdesk-callback"
+MOVED_CONTEXT = "frontdesk-moved"  # rings the mobile (the extension), then voicemail
+AMI_ERRORS = (AmiUnavailable, AmiActionError)
+
+
+class ActionSender(Protocol):
+    async def send_action(self, action: dict[str, str], timeout: float = 5.0) -> dict[str, str]: ...
+
+
+class NoMobileNumber(ValueError):
+    """The subscriber has no forward/mobile number on file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    """What "Forward calls to me" did: the number the lines now forward to, and how many
+    calls ringing at that moment were moved there. Formats as the number."""
+
+    number: str
+    moved: int
+
+    def __str__(self) -> str:
+        return self.number
+
+
+def _waiting(call: CallSnapshot) -> bool:
+    return not call.ended and call.answered_at is None and bool(call.caller_channel)
+
+
+class Control:
+    def __init__(
+        self,
+        ami: ActionSender,
+        ringing: Callable[[], Iterable[CallSnapshot]] = tuple,
+        on_moved: Callable[[str, str], None] = lambda linkedid, number: None,
+    ) -> None:
+        self._ami = ami
+        self._ringing = ringing  # the tracker's calls in progress (live objects)
+        self._on_moved = on_moved  # told (linkedid, number) of each call moved to a mobile
+
+    async def _db_put(self, key: str, value: str) -> None:
+        await self._ami.send_action(
+            {"Action": "DBPut", "Family": ASTDB_FAMILY, "Key": key, "Val": value}
+        )
+
+    async def push_lines(self, subscriber: Subscriber) -> None:
+        """Write the subscriber's scenario and forward number for each of its DDIs."""
+        for ddi in await Ddi.filter(subscriber=subscriber):
+            await self._db_put(f"scenario/{ddi.number}", subscriber.scenario.value)
+            await self._db_put(f"forward/{ddi.number}", subscriber.forward_target or "")
+            if ddi.mailbox:
+                await self._db_put(f"mailbox/{ddi.number}", ddi.mailbox)
+
+    async def _commit(self, subscriber: Subscriber, **changes: Any) -> None:
+        """Apply `changes`, write the lines to AstDB, then save. On any failure the old
+        values are put back, in memory and (best effort) in AstDB, and the error raised."""
+        old = {name: getattr(subscriber, name) for name in changes}
+        for name, value in changes.items():
+            setattr(subscriber, name, value)
+        try:
+            await self.push_lines(subscriber)
+            await subscriber.save(update_fields=list(changes))
+        except Exception:
+            for name, value in old.items():
+                setattr(subscriber, name, value)
+            await self._restore_lines(subscriber)
+            raise
+
+    async def _restore_lines(self, subscriber: Subscriber) -> None:
+        try:
+            await self.push_lines(subscriber)
+        except AMI_ERRORS as exc:
+            # Not connected or refused: the next AMI login writes the database's values.
+            log.warning("subscriber %s: AstDB not restored yet (%s)", subscriber.id, exc)
+
+    async def set_scenario(
+        self, subscriber: Subscriber, scenario: Scenario, until: datetime | None = None
+    ) -> None:
+        """Switch the lines now; with `until`, the scenario in force now returns by itself
+        then (revert_due)."""
+        if until is None:
+            after = None
+        else:  # a timed switch during a timed switch returns to the original scenario
+            after = subscriber.scenario_after or subscriber.scenario
+        await self._commit(
+            subscriber, scenario=scenario, scenario_until=until, scenario_after=after
+        )
+        log.info("subscriber %s: scenario %s until %s", subscriber.id, scenario.value, until)
+
+    async def set_forward(self, subscriber: Subscriber, number: str | None) -> None:
+        """The number calls are forwarded to (None: the mobile; with no mobile either, the
+        forward scenario falls back at once, as the dialplan documents)."""
+        await self._commit(subscriber, forward_number=number)
+
+    async def revert_due(self, now: datetime) -> int:
+        """Timed scenarios whose time is up return to what was in force before."""
+        reverted = 0
+        for subscriber in await Subscriber.filter(scenario_until__lte=now):
+            back = subscriber.scenario_after or Scenario.AGENT
+            await self.set_scenario(subscriber, back)
+            reverted += 1
+        return reverted
+
+    async def redirect_ringing(self, subscriber: Subscriber) -> int:
+        """Move the subscriber's calls that are ringing right now to its mobile (Redirect
+        of the caller's channel to the moved context, which dials the number); returns how
+        many were moved. A call that cannot be moved is logged and skipped."""
+        number = subscriber.forward_target  # where the lines forward now
+        if not number:
+            return 0
+        lines = set(await Ddi.filter(subscriber=subscriber).values_list("number", flat=True))
+        calls = [c for c in self._ringing() if _waiting(c) and c.ddi in lines]
+        moved = 0
+        for call in calls:
+            moved += await self._move(call, number)
+        if calls:
+            log.info(
+                "subscriber %s: %d of %d ringing call(s) moved to mobile",
+                subscriber.id,
+                moved,
+                len(calls),
+            )
+        return moved
+
+    async def _move(self, call: CallSnapshot, number: str) -> bool:
+        linkedid, channel = call.linkedid, call.caller_channel
+        try:
+            if not await self._channel_is(channel, linkedid):
+                log.warning(
+                    "call %s: channel %s is not its own any more; not moved", linkedid, channel
+                )
+                return False
+            if not _waiting(call):  # answered or ended while we asked
+                return False
+            redirect = {"Channel": channel, "Context": MOVED_CONTEXT, "Exten": number}
+            await self._ami.send_action({"Action": "Redirect", **redirect, "Priority": "1"})
+        except AMI_ERRORS as exc:
+            log.warning("call %s could not be moved to %s: %s", linkedid, number, exc)
+            return False
+        self._on_moved(linkedid, number)
+        return True
+
+    async def _channel_is(self, channel: str, linkedid: str) -> bool:
+        """Whether the PBX's channel of that name belongs to that call right now."""
+        try:
+            reply = await self._ami.send_action(
+                {"Action": "Getvar", "Channel": channel, "Variable": "CHANNEL(linkedid)"}
+            )
+        except AmiActionError:
+            return False  # "No such channel": the call is gone
+        return reply.get("Value") == linkedid
+
+    async def forward_to_mobile(self, subscriber: Subscriber) -> Forwarded:
+        """Forward the subscriber's lines to its mobile and move the calls ringing now
+        there. The switch stands whether or not each call could be moved."""
+        number = subscriber.mobile
+        if not number:
+            raise NoMobileNumber(subscriber.name)
+        # "To me": the lines forward to the mobile (no other target), the ringing calls too.
+        await self._commit(subscriber, scenario=Scenario.FORWARD, forward_number=None)
+        moved = await self.redirect_ringing(subscriber)
+        log.info("subscriber %s: calls forwarded to mobile", subscriber.id)
+        return Forwarded(number, moved)
+
+    async def call_back(self, subscriber: Subscriber, call: Call) -> None:
+        """Ring the subscriber's mobile first, then connect the caller."""
+        if not subscriber.mobile:
+            raise NoMobileNumber(subscriber.name)
+        await self._ami.send_action(
+            {
+                "Action": "Originate",
+                "Channel": f"Local/{subscriber.mobile}@{CALLBACK_CONTEXT}",
+                "Context": CALLBACK_CONTEXT,
+                "Exten": call.caller_number,
+                "Priority": "1",
+                "CallerID": f'"{subscriber.name}" <{call.ddi}>',
+                "Async": "true",
+            }
+        )
+
+    async def reassert_all(self) -> None:
+        """After Asterisk (re)connects, make AstDB agree with our database."""
+        for subscriber in await Subscriber.all():
+            await self.push_lines(subscriber)

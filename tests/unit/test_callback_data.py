@@ -1,0 +1,281 @@
+"""Button presses whose callback data is malformed, forged or out of range: the dispatcher
+answers every query once with a localised refusal and never raises (a raise leaves the
+user's spinner turning). Table cases, then a hypothesis fuzz of the dispatcher itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.buttons import MAX_ID, parse_id, parse_slot
+from bot.handlers import make_callback_dispatcher
+from gateway.control import admin
+from gateway.control.lines import Control
+from gateway.delivery.notices import Notices
+from locales import tr
+from models.database import close_db, migrate, open_db
+from models.db import Appointment, Call, Notification
+from models.settings import RoutingSettings
+
+CHAT, STRANGER_CHAT = 6060, 6161
+LANG = "el"
+NOT_YOURS = tr(LANG, "This button is not for you.")
+FAILED = tr(LANG, "That did not work; try again in a minute.")
+PREFIXES = ["scn", "book", "bk", "ack", "callback", "fwdme"]
+HUGE = "99999999999999999999999"
+T = TypeVar("T")
+
+
+# --- Telegram's side, as the dispatcher sees it -----------------------------------------
+
+
+@dataclass
+class Chat:
+    id: int
+
+
+@dataclass
+class Sender:
+    language_code: str | None = LANG
+
+
+@dataclass
+class Message:
+    chat: Chat
+    text: str | None = "Αναπάντητη κλήση"
+    caption: str | None = None
+    reply_markup: Any = None
+
+
+@dataclass
+class Query:
+    data: str | None
+    message: Message
+    answers: list[str | None] = field(default_factory=list)
+    edits: int = 0
+
+    async def answer(self, text: str | None = None, **_: Any) -> bool:
+        self.answers.append(text)
+        return True
+
+    async def edit_message_text(self, *_: Any, **__: Any) -> bool:
+        self.edits += 1
+        return True
+
+    edit_message_caption = edit_message_text
+    edit_message_reply_markup = edit_message_text
+
+
+@dataclass
+class Update:
+    callback_query: Query
+    effective_chat: Chat
+    effective_user: Sender = field(default_factory=Sender)
+
+
+class AcceptingAmi:
+    async def send_action(self, action: dict[str, str], timeout: float = 5.0) -> dict[str, str]:
+        return {"Response": "Success", "Value": ""}
+
+
+@dataclass
+class Office:
+    call_id: int  # a call of the chat's subscriber
+    others_call_id: int
+    notification_id: int
+    dispatch: Any
+
+    async def press(self, data: str | None, chat: int = CHAT) -> Query:
+        query = Query(data, Message(Chat(chat)))
+        update = Update(query, Chat(chat))
+        await self.dispatch(cast(Any, update), None)
+        return query
+
+
+async def set_up(db_url: str) -> Office:
+    await migrate(db_url)
+    await open_db(db_url)
+    mine = await admin.add_subscriber(
+        name="Γραφείο", ddis=["2100001"], language=LANG, timezone="Europe/Athens"
+    )
+    await admin.set_contact_points(mine.subscriber.id, mobile="+306912345678")
+    await admin.link_chat(mine.link_code, CHAT, "Office", LANG)
+    other = await admin.add_subscriber(
+        name="Other", ddis=["2100002"], language="en", timezone="UTC"
+    )
+    call = await Call.create(
+        linkedid="1.1",
+        ddi="2100001",
+        subscriber=mine.subscriber,
+        caller_number="+302101234567",
+        started_at=datetime.now(UTC),
+    )
+    others = await Call.create(
+        linkedid="2.1", ddi="2100002", subscriber=other.subscriber, started_at=datetime.now(UTC)
+    )
+    notification = await Notification.create(
+        dedupe_key="missed_call:1.1", subscriber=mine.subscriber, call=call, kind="missed_call"
+    )
+    notices = Notices({"telegram"}, RoutingSettings())
+    dispatch = make_callback_dispatcher(Control(AcceptingAmi()), notices)
+    return Office(call.id, others.id, notification.id, dispatch)
+
+
+@pytest.fixture
+async def office(tmp_path: Path) -> AsyncIterator[Office]:
+    yield await set_up(f"sqlite://{tmp_path / 'buttons.sqlite3'}")
+    await close_db()
+
+
+# --- Table ----------------------------------------------------------------------------
+
+
+MALFORMED = [
+    f"fwdme:{HUGE}",
+    f"callback:{HUGE}",
+    f"ack:{HUGE}",
+    f"book:{HUGE}",
+    f"bk:{HUGE}:1700000000",
+    f"fwdme:{MAX_ID + 1}",
+    "fwdme:²",  # a digit to str.isdigit(), not to int()
+    "ack:٣",
+    "callback:0",
+    "callback:-1",
+    "callback:",
+    "bk:1:1e400",
+    f"bk:1:{HUGE}",
+    "bk:1:²",
+    "bk:1:-5",
+    "bk:1:",
+    "bk:1",
+    "bk:1:100",  # 1970
+    "scn:nope",
+    "scn:",
+    "nope",
+    "",
+    ":",
+    "x" * 300,
+]
+
+
+async def test_malformed_data_is_refused_in_the_chats_language(office: Office) -> None:
+    answers = {}
+    for data in MALFORMED:
+        query = await office.press(data.replace("bk:1", f"bk:{office.call_id}"))
+        answers[data] = query.answers
+    assert answers == {data: [NOT_YOURS] for data in MALFORMED}
+    assert await Appointment.all().count() == 0
+
+
+async def test_no_data_at_all_is_refused(office: Office) -> None:
+    assert (await office.press(None)).answers == [NOT_YOURS]
+
+
+async def test_another_subscribers_call_and_a_stranger_are_refused(office: Office) -> None:
+    assert (await office.press(f"fwdme:{office.others_call_id}")).answers == [NOT_YOURS]
+    stranger = await office.press(f"ack:{office.notification_id}", STRANGER_CHAT)
+    assert stranger.answers == [NOT_YOURS]  # in the stranger's Telegram language
+
+
+async def test_well_formed_buttons_still_work(office: Office) -> None:
+    assert (await office.press(f"ack:{office.notification_id}")).answers == [tr(LANG, "Noted.")]
+    slot = await office.press(f"book:{office.call_id}")
+    assert slot.answers == [tr(LANG, "Book a time")] and slot.edits == 1
+    tomorrow = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    tomorrow += timedelta(days=1 if datetime.now(UTC).weekday() < 4 else 3)
+    booked = await office.press(f"bk:{office.call_id}:{int(tomorrow.timestamp())}")
+    [answer] = booked.answers
+    assert answer is not None and answer.startswith(tr(LANG, "Booked: {name}, {time}.")[:6])
+    assert await Appointment.all().count() == 1
+
+
+async def test_an_unexpected_failure_still_answers_the_query(
+    office: Office, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(Notices, "acknowledge", broken)
+    assert (await office.press(f"ack:{office.notification_id}")).answers == [FAILED]
+
+
+# --- The parsers alone ------------------------------------------------------------------
+
+
+def test_parse_id_takes_only_ascii_ids_in_the_databases_range() -> None:
+    assert [parse_id(t) for t in ("1", "42", str(MAX_ID))] == [1, 42, MAX_ID]
+    bad = ["", "0", "-1", "+1", " 1", "1 ", "²", "٣", "1e3", "0x1", str(MAX_ID + 1), HUGE]
+    assert [parse_id(t) for t in bad] == [None] * len(bad)
+
+
+def test_parse_slot_takes_only_sane_times() -> None:
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    assert parse_slot(str(int(now.timestamp()) + 3600), now) == now + timedelta(hours=1)
+    for text in ("", "1e400", HUGE, "-5", "100", "²", str(int(now.timestamp()) + 10 * 366 * 86400)):
+        assert parse_slot(text, now) is None, text
+
+
+# --- Fuzz -------------------------------------------------------------------------------
+
+
+ARGS = st.one_of(
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.sampled_from(["1", "2", "0", "²", "٣", "1e400", "-0", " 1", "", HUGE, str(MAX_ID + 1)]),
+    st.text(max_size=20),
+)
+DATA = st.one_of(
+    st.text(max_size=70),
+    st.tuples(st.sampled_from(PREFIXES), st.lists(ARGS, min_size=0, max_size=3)).map(
+        lambda t: ":".join([t[0], *t[1]])
+    ),
+)
+
+
+@dataclass
+class Loop:
+    """A loop of the test's own, since hypothesis runs each example synchronously; every
+    step runs in one context, where the database connection set up first lives."""
+
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+
+    def run(self, step: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(self.loop.create_task(step, context=self.context))
+
+
+@pytest.fixture
+def loop_office(tmp_path: Path) -> Iterator[tuple[Loop, Office]]:
+    own = Loop()
+    try:
+        yield own, own.run(set_up(f"sqlite://{tmp_path / 'fuzz.sqlite3'}"))
+    finally:
+        own.run(close_db())
+        own.loop.close()
+
+
+def test_fuzzed_callback_data_is_always_answered_once(
+    loop_office: tuple[Loop, Office],
+) -> None:
+    own, office = loop_office
+
+    @settings(
+        max_examples=300,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(data=DATA, stranger=st.booleans())
+    def press(data: str, stranger: bool) -> None:
+        query = own.run(office.press(data, STRANGER_CHAT if stranger else CHAT))
+        [answer] = query.answers  # exactly once, whatever the data
+        assert answer, data
+
+    press()
