@@ -19,10 +19,10 @@ from telegram.ext import (
     filters,
 )
 
-from bot.buttons import parse_id, parse_slot
 from bot.menus import SCENARIO_LABELS, scenario_keyboard
 from gateway.control import audit
 from gateway.control.admin import AdminError, link_chat
+from gateway.control.callbacks import parse_id, parse_slot
 from gateway.control.desk import CommandDesk
 from gateway.control.lines import Control, NoMobileNumber
 from gateway.delivery.notices import Notices

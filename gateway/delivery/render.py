@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 
+from gateway.control import callbacks
 from locales import tr
 from models.vocab import Kind
 from notifiers.base import Button
@@ -56,10 +57,10 @@ def missed_call(*, lang: str, subscriber: str, caller: str, when: str, ddi: str)
 
 
 def call_buttons(lang: str, call_id: int, can_call_back: bool) -> list[list[Button]]:
-    row = [Button(tr(lang, "Forward calls to me"), f"fwdme:{call_id}")]
+    row = [Button(tr(lang, "Forward calls to me"), callbacks.forward_to_me(call_id))]
     if can_call_back:
-        row.insert(0, Button(tr(lang, "Call back"), f"callback:{call_id}"))
-    return [row, [Button(tr(lang, "Book a time"), f"book:{call_id}")]]
+        row.insert(0, Button(tr(lang, "Call back"), callbacks.call_back(call_id)))
+    return [row, [Button(tr(lang, "Book a time"), callbacks.book(call_id))]]
 
 
 def render(
@@ -116,7 +117,7 @@ def render(
         if call_id is not None:
             buttons = call_buttons(lang, call_id, bool(payload.get("caller_number")))
         if urgent:
-            buttons.append([Button(tr(lang, "Got it"), f"ack:{ref}")])
+            buttons.append([Button(tr(lang, "Got it"), callbacks.ack(ref))])
         return Rendered(text=body, buttons=buttons)
     return Rendered(text=body, subject=subject)  # mms
 

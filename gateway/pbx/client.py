@@ -24,6 +24,7 @@ from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from gateway.pbx.errors import PbxUnavailable
 from gateway.pbx.wire import Frame, FrameParser
 from models.settings import AmiSettings
 
@@ -46,11 +47,11 @@ class PbxRun:
     restarted: bool | None
 
 
-class AmiUnavailable(RuntimeError):
+class AmiUnavailable(PbxUnavailable):
     """Asterisk is not connected (or did not answer in time); the action was not sent."""
 
 
-class AmiActionError(RuntimeError):
+class AmiActionError(PbxUnavailable):
     """Asterisk answered the action with an error."""
 
 

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.buttons import MAX_ID, parse_id, parse_slot
 from bot.handlers import make_callback_dispatcher
 from gateway.control import admin
+from gateway.control.callbacks import MAX_ID, parse_id, parse_slot
 from gateway.control.lines import Control
 from gateway.delivery.notices import Notices
 from locales import tr
