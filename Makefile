@@ -1,4 +1,5 @@
 # Two entry points: `make demo` and `make test`. Each builds .venv idempotently with pip only.
+# The fast loop while coding: `make test-fast` (lint and tests/unit, well under a minute).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ FRONTDESK_TEST_ASTERISK ?= $(abspath $(wildcard ../shared/asterisk/asterisk))
 export FRONTDESK_TEST_ASTERISK
 SYSTEM_TOOLS := espeak-ng sox
 
-.PHONY: demo test lint venv bench clean sysdeps
+.PHONY: demo test test-fast check-install lint venv bench clean sysdeps
 
 venv: $(STAMP)
 
@@ -37,8 +38,17 @@ sysdeps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_TOOLS) >/dev/null; \
 	fi
 
+# Everything: lint, then tests/unit, tests/sandbox, tests/e2e and tests/pbx (live Asterisk).
 test: lint sysdeps
 	$(PY) -m pytest
+
+# Lint and the unit tests (pure, in-process: no servers, subprocesses or Whisper).
+test-fast: lint
+	$(PY) -m pytest tests/unit
+
+# `pip install .` into a fresh venv gives a working `frontdesk` (also part of `make test`).
+check-install: $(STAMP)
+	$(PY) -m pytest tests/e2e/test_install.py
 
 bench: $(STAMP)
 	$(PY) bench/ami_ingest.py

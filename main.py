@@ -20,10 +20,9 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from bot.runtime import Runtime
 from gateway.control import admin
 from gateway.delivery.notices import Notices
-from models import redact
+from models import logs
 from models.database import close_db, is_locked, migrate, open_db
 from models.db import Delivery, DeliveryStatus, Subscriber, Urgency
 from models.phone import InvalidNumber
@@ -34,22 +33,13 @@ log = logging.getLogger("frontdesk")
 
 
 def setup_logging(settings: Settings) -> None:
-    fmt = (
-        '{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}'
-        if settings.log.format == "json"
-        else "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
-    level = settings.log.level.upper()
-    logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
-    if level != "DEBUG":
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per Bot API request
-    logging.getLogger("tortoise").setLevel(logging.WARNING)  # one line per ORM start/stop
-    # Whoever logs a secret (httpx and python-telegram-bot log URLs with the bot token),
-    # the handlers write it masked, tracebacks included.
-    redact.install(settings)
+    """Text or JSON lines on stderr, every configured secret masked (models/logs.py)."""
+    logs.setup(settings)
 
 
 async def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
+    from bot.runtime import Runtime  # the bot and the whole gateway: only `run` needs them
+
     await migrate(settings.database.url)
     runtime = Runtime(settings)
     stop = asyncio.Event()

@@ -1,10 +1,18 @@
-"""Telegram handlers: /start <code> linking, and the one callback dispatcher for buttons."""
+"""The Telegram adapter: updates in, the command desk's outcomes out.
+
+Nothing here decides anything. Typed text goes to `CommandDesk.from_telegram`; a button's
+data is unpacked by the reader registered for its prefix (gateway/control/callbacks.py,
+one CallbackQueryHandler each) and run by `CommandDesk.run`, which checks, carries out and
+audits it; this module answers the query and edits the message as the `Outcome` says.
+Data no reader claims is refused the same way, so every query is answered and no spinner
+hangs. An error escaping a handler reaches `on_error` (registered in bot/runtime.py).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,126 +27,110 @@ from telegram.ext import (
     filters,
 )
 
-from bot.menus import SCENARIO_LABELS, scenario_keyboard
-from gateway.control import audit
-from gateway.control.admin import AdminError, link_chat
-from gateway.control.callbacks import parse_id, parse_slot
-from gateway.control.desk import CommandDesk
-from gateway.control.lines import Control, NoMobileNumber
-from gateway.delivery.notices import Notices
-from gateway.delivery.render import local_time
-from gateway.diary import appointments as diary
-from gateway.pbx.client import AmiActionError, AmiUnavailable
-from locales import LANGUAGES, tr
-from models.db import Call, Notification, User
-from models.vocab import Scenario
+from bot.menus import scenario_keyboard
+from gateway.control import callbacks
+from gateway.control.desk import CommandDesk, Outcome
+from locales import LANGUAGES, N_, tr
+from models.vocab import Language
 
 log = logging.getLogger(__name__)
 
-Action = Callable[[Control, User, Call, str], Awaitable[str]]
+FAILED = N_("That did not work; try again in a minute.")
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 
 
-def _telegram_language(update: Update) -> str | None:
+def _telegram_language(update: object) -> str | None:
     """The sender's Telegram language if it is one of ours; None when Telegram did not
     say (language_code is optional) or it is another."""
-    code = (update.effective_user.language_code or "") if update.effective_user else ""
+    user = getattr(update, "effective_user", None)
+    code = (getattr(user, "language_code", None) or "") if user else ""
     return code[:2] if code[:2] in LANGUAGES else None
 
 
-def _lang(update: Update, user: User | None = None) -> str:
-    """The chat's language, else its subscriber's (`user` fetched with its subscriber),
-    else Telegram's, else English."""
-    if user is not None and user.language:
-        return user.language
-    if user is not None and user.subscriber is not None:
-        return user.subscriber.language
-    return _telegram_language(update) or "en"
+def _chat_id(update: Update) -> int | None:
+    return update.effective_chat.id if update.effective_chat else None
 
 
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message, chat = update.effective_message, update.effective_chat
-    if message is None or chat is None:
-        return
-    known = _telegram_language(update)
-    lang = known or "en"
-    if not context.args:
-        await message.reply_text(tr(lang, "Send the code you got from the operator: /start CODE"))
-        return
-    name = update.effective_user.full_name if update.effective_user else str(chat.id)
-    try:
-        # Only a language Telegram told us is the chat's: else the subscriber's applies.
-        subscriber = await link_chat(context.args[0], chat.id, name, known)
-    except AdminError:
-        await message.reply_text(tr(lang, "This code is not valid or has expired."))
-        return
-    lang = known or subscriber.language
-    log.info("chat linked to subscriber %s", subscriber.id)
-    await message.reply_text(
-        tr(
-            lang,
-            "Linked to {subscriber}. Missed calls will be reported here.",
-            subscriber=subscriber.name,
-        )
-    )
+# -- typed text --------------------------------------------------------------------------------
 
 
-async def _call_back(control: Control, user: User, call: Call, lang: str) -> str:
-    await control.call_back(user.subscriber, call)  # type: ignore[arg-type]
-    return tr(lang, "Calling your mobile now; then we connect {caller}.", caller=call.caller_number)
-
-
-async def _forward_to_me(control: Control, user: User, call: Call, lang: str) -> str:
-    number = await control.forward_to_mobile(user.subscriber)  # type: ignore[arg-type]
-    return tr(lang, "Calls now go to {number}.", number=number)
-
-
-ACTIONS: dict[str, Action] = {"callback": _call_back, "fwdme": _forward_to_me}
-
-
-def make_callback_dispatcher(
-    control: Control, notices: Notices
-) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
-    async def dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        query = update.callback_query
-        if query is None or update.effective_chat is None:
+def make_start(desk: CommandDesk) -> Handler:
+    async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, chat = update.effective_message, update.effective_chat
+        if message is None or chat is None:
             return
-        try:
-            await _press(control, notices, update, query)
-        except Exception:
-            # Unanswered, the button's spinner turns on: answer whatever went wrong.
-            log.exception("button %r failed", (query.data or "")[:64])
-            with contextlib.suppress(TelegramError):  # unless it was answered already
-                await query.answer(tr(_lang(update), "That did not work; try again in a minute."))
+        name = update.effective_user.full_name if update.effective_user else str(chat.id)
+        code = context.args[0] if context.args else None
+        await message.reply_text(
+            await desk.link_chat(chat.id, code, name, _telegram_language(update))
+        )
 
-    return dispatch
+    return start
 
 
-async def _press(control: Control, notices: Notices, update: Update, query: CallbackQuery) -> None:
-    assert update.effective_chat is not None
-    user = await User.get_or_none(telegram_chat_id=update.effective_chat.id).select_related(
-        "subscriber"
-    )
-    lang = _lang(update, user)
-    data = query.data or ""
-    if data.startswith("scn:"):
-        await _switch_scenario(control, user, data, lang, query)
-        return
-    if data.startswith(("book:", "bk:")):
-        await _book_from_button(user, data, lang, query)
-        return
-    answer, done = await _run_action(control, notices, user, data, lang)
-    await query.answer(answer)
-    if done:
-        await _confirm_in_place(query, answer)
+def make_scenario_menu(desk: CommandDesk) -> Handler:
+    async def scenario_menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None or update.effective_chat is None:
+            return
+        actor = await desk.telegram_actor(_chat_id(update), _telegram_language(update))
+        outcome = await desk.scenario_menu(actor)
+        markup = None
+        if outcome.scenario is not None:
+            markup = scenario_keyboard(actor.lang, outcome.scenario)
+        await message.reply_text(outcome.reply, reply_markup=markup)
+
+    return scenario_menu
 
 
-async def _acknowledge(notices: Notices, user: User | None, arg: str, lang: str) -> str:
-    notification_id = parse_id(arg)
-    n = await Notification.get_or_none(id=notification_id) if notification_id else None
-    if user is None or n is None or n.subscriber_id != user.subscriber_id:  # type: ignore[attr-defined]
-        return tr(lang, "This button is not for you.")
-    await notices.acknowledge(notification_id=n.id)
-    return tr(lang, "Noted.")
+def make_text_handler(desk: CommandDesk) -> Handler:
+    async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, chat = update.effective_message, update.effective_chat
+        if message is None or chat is None or not message.text:
+            return
+        now = datetime.now(UTC)
+        reply = await desk.from_telegram(chat.id, message.text, now, _telegram_language(update))
+        await message.reply_text(reply)
+
+    return on_text
+
+
+# -- buttons -----------------------------------------------------------------------------------
+
+
+def make_button_handler(desk: CommandDesk, unpack: callbacks.Unpacker | None) -> Handler:
+    """The handler for one prefix's buttons (`unpack` its reader; None: data no reader
+    claims, refused)."""
+
+    async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        now = datetime.now(UTC)
+        data = query.data or ""
+        command = unpack(data, now) if unpack is not None else None
+        actor = await desk.telegram_actor(_chat_id(update), _telegram_language(update))
+        outcome = await desk.run(actor, command, data, now)
+        await query.answer(outcome.answer)
+        if outcome.done:
+            await _show(query, outcome, actor.lang)
+
+    return on_button
+
+
+async def _show(query: CallbackQuery, outcome: Outcome, lang: str) -> None:
+    """What a carried-out button does to the message it is on."""
+    if outcome.slots is not None:  # "Book a time": the message grows the free slots
+        markup = getattr(query.message, "reply_markup", None)
+        kept = list(markup.inline_keyboard) if markup else []
+        rows = [[InlineKeyboardButton(s.label, callback_data=s.data)] for s in outcome.slots]
+        await query.edit_message_reply_markup(InlineKeyboardMarkup([*kept[:2], *rows]))
+    elif outcome.scenario is not None:  # the /scenario keyboard: tick what is in force now
+        await query.edit_message_text(
+            outcome.reply, reply_markup=scenario_keyboard(lang, outcome.scenario)
+        )
+    elif outcome.confirm:
+        await _confirm_in_place(query, outcome.reply)
 
 
 async def _confirm_in_place(query: CallbackQuery, line: str) -> None:
@@ -157,150 +149,41 @@ async def _confirm_in_place(query: CallbackQuery, line: str) -> None:
         log.info("could not edit the message in place: %s", exc)
 
 
-async def _book_from_button(user: User | None, data: str, lang: str, query: CallbackQuery) -> None:
-    """ "Book a time": the message grows the nearest free slots; one tap books the caller."""
-    kind, _, rest = data.partition(":")
-    call_id, _, epoch = rest.partition(":")
-    now = datetime.now(UTC)
-    start = parse_slot(epoch, now)
-    call = await _call(call_id)
-    chat = str(query.message.chat.id) if query.message else "?"
-    subscriber = user.subscriber if user else None
-    if subscriber is None or call is None or call.subscriber_id != subscriber.id:  # type: ignore[attr-defined]
-        await audit.record("telegram", chat, None, data, audit.REFUSED, "not this chat's call")
-        await query.answer(tr(lang, "This button is not for you."))
-        return
-    if kind == "bk" and start is None:  # no slot we would have offered: forged
-        await audit.record("telegram", chat, subscriber, data, audit.REFUSED, "no such slot")
-        await query.answer(tr(lang, "This button is not for you."))
-        return
-    if kind == "book":
-        slots = await diary.free_slots(subscriber, now, now=now)
-        rows = [
-            [
-                InlineKeyboardButton(
-                    local_time(lang, subscriber.timezone, t),
-                    callback_data=f"bk:{call.id}:{int(t.timestamp())}",
-                )
-            ]
-            for t in slots
-        ]
-        markup = getattr(query.message, "reply_markup", None)
-        kept = list(markup.inline_keyboard) if markup else []
-        await query.answer(tr(lang, "Book a time"))
-        await query.edit_message_reply_markup(InlineKeyboardMarkup([*kept[:2], *rows]))
-        return
-    assert start is not None
-    name = call.caller_name or call.caller_number or "?"
-    try:
-        appointment = await diary.book(subscriber, start, name, call.caller_number, now=now)
-    except (diary.Overlap, diary.DiaryError):
-        await audit.record("telegram", chat, subscriber, data, audit.REFUSED, "slot gone")
-        await query.answer(tr(lang, "That time is taken. Free: {slots}", slots="…"))
-        return
-    await audit.record("telegram", chat, subscriber, data, audit.DONE)
-    when = local_time(lang, subscriber.timezone, appointment.starts_at)
-    line = tr(lang, "Booked: {name}, {time}.", name=appointment.name, time=when)
-    await query.answer(line)
-    await _confirm_in_place(query, line)
+def button_routes(desk: CommandDesk) -> list[tuple[str | None, Handler]]:
+    """(pattern, handler) per prefix, in registration order; the last, without a pattern,
+    answers whatever data no prefix claims."""
+    routes: list[tuple[str | None, Handler]] = [
+        (callbacks.pattern(prefix), make_button_handler(desk, unpack))
+        for prefix, unpack in callbacks.UNPACK.items()
+    ]
+    return [*routes, (None, make_button_handler(desk, None))]
 
 
-async def _call(text: str) -> Call | None:
-    """The call a button names, if its id is one (button data comes back from the client)."""
-    call_id = parse_id(text)
-    return await Call.get_or_none(id=call_id) if call_id else None
+# -- errors ------------------------------------------------------------------------------------
 
 
-async def _run_action(
-    control: Control, notices: Notices, user: User | None, data: str, lang: str
-) -> tuple[str, bool]:
-    """The answer, and whether the action was carried out."""
-    name, _, arg = data.partition(":")
-    if name == "ack":
-        return await _acknowledge(notices, user, arg, lang), True
-    action = ACTIONS.get(name)
-    call = await _call(arg)
-    # Buttons act only on the chat's own subscriber: forged data gets the same refusal.
-    if action is None or user is None or call is None or call.subscriber_id != user.subscriber_id:  # type: ignore[attr-defined]
-        return tr(lang, "This button is not for you."), False
-    # Acting on the call shows the subscriber saw its notification: stop escalating it.
-    await notices.acknowledge(call_id=call.id)
-    try:
-        return await action(control, user, call, lang), True
-    except NoMobileNumber:
-        return tr(lang, "No mobile number on file; ask the operator to add one."), False
-    except (AmiUnavailable, AmiActionError) as exc:
-        log.warning("button %s failed: %s", name, exc)
-        unreachable = "The phone system is not reachable right now; try again in a minute."
-        return tr(lang, unreachable), False
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Whatever a handler raised: logged (the secrets filter on the root handlers masks the
+    token in any traceback; the update's text is not logged), and the person answered."""
+    error = context.error
+    kind = "button" if getattr(update, "callback_query", None) else "update"
+    log.error("%s failed: %s", kind, type(error).__name__, exc_info=error)
+    failed = tr(_telegram_language(update) or Language.EN, FAILED)
+    with contextlib.suppress(TelegramError):  # unless it was answered already, or cannot be
+        query = getattr(update, "callback_query", None)
+        message = getattr(update, "effective_message", None)
+        if query is not None:
+            await query.answer(failed)  # unanswered, its spinner keeps turning
+        elif message is not None:
+            await message.reply_text(failed)
 
 
-async def scenario_menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message, chat = update.effective_message, update.effective_chat
-    if message is None or chat is None:
-        return
-    user = await User.get_or_none(telegram_chat_id=chat.id).select_related("subscriber")
-    lang = _lang(update, user)
-    if user is None or user.subscriber is None:
-        await message.reply_text(tr(lang, "Send the code you got from the operator: /start CODE"))
-        return
-    await message.reply_text(
-        tr(lang, "How should calls be answered?"),
-        reply_markup=scenario_keyboard(lang, user.subscriber.scenario),
-    )
-
-
-async def _switch_scenario(
-    control: Control, user: User | None, data: str, lang: str, query: CallbackQuery
-) -> None:
-    """A /scenario button: switch, then edit that message rather than add another."""
-    value = data.partition(":")[2]
-    chat = str(query.message.chat.id) if query.message else "?"
-    if user is None or user.subscriber is None or value not in Scenario._value2member_map_:
-        await audit.record("telegram", chat, None, data, audit.REFUSED, "not linked or forged")
-        await query.answer(tr(lang, "This button is not for you."))
-        return
-    scenario = Scenario(value)
-    try:
-        await control.set_scenario(user.subscriber, scenario)
-    except (AmiUnavailable, AmiActionError) as exc:
-        await audit.record("telegram", chat, user.subscriber, data, audit.FAILED, str(exc))
-        await query.answer(
-            tr(lang, "The phone system is not reachable right now; try again in a minute.")
-        )
-        return
-    await audit.record("telegram", chat, user.subscriber, data, audit.DONE)
-    label = tr(lang, SCENARIO_LABELS[scenario])
-    await query.answer(label)
-    await query.edit_message_text(
-        tr(lang, "Calls: {scenario}.", scenario=label),
-        reply_markup=scenario_keyboard(lang, scenario),
-    )
-
-
-def make_text_handler(
-    desk: CommandDesk,
-) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
-    async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message, chat = update.effective_message, update.effective_chat
-        if message is None or chat is None or not message.text:
-            return
-        reply = await desk.from_telegram(chat.id, message.text, datetime.now(UTC))
-        await message.reply_text(reply)
-
-    return on_text
-
-
-def install(
-    application: Application[Any, Any, Any, Any, Any, Any],
-    control: Control,
-    notices: Notices,
-    desk: CommandDesk,
-) -> None:
-    application.add_handler(CommandHandler("start", start))
-    application.add_handler(CommandHandler("scenario", scenario_menu))
+def install(application: Application[Any, Any, Any, Any, Any, Any], desk: CommandDesk) -> None:
+    application.add_handler(CommandHandler("start", make_start(desk)))
+    application.add_handler(CommandHandler("scenario", make_scenario_menu(desk)))
     # The menu's other commands and any plain text go through the one grammar.
     text = make_text_handler(desk)
     application.add_handler(CommandHandler(["status", "diary", "calls", "help"], text))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, text))
-    application.add_handler(CallbackQueryHandler(make_callback_dispatcher(control, notices)))
+    for pattern, handler in button_routes(desk):
+        application.add_handler(CallbackQueryHandler(handler, pattern=pattern))

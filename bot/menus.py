@@ -8,17 +8,19 @@ import logging
 from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
+from gateway.control import callbacks
 from gateway.control.labels import SCENARIO_LABELS
 from locales import LANGUAGES, N_, tr
-from models.vocab import Scenario
+from models.vocab import Language, Scenario
 
 log = logging.getLogger(__name__)
 
 MENU = (
     ("scenario", N_("Choose how calls are answered")),
-    ("status", N_("Your lines: scenario, forwarding, today's calls")),
+    # What `status` answers (CommandDesk._status); today's calls are under `calls`.
+    ("status", N_("Your lines: scenario and forwarding")),
     ("diary", N_("Today's appointments")),
-    ("calls", N_("Today's calls, voicemails and faxes")),
+    ("calls", N_("Today's calls, voicemails and faxes")),  # CommandDesk._calls
     ("help", N_("What you can write to me")),
 )
 
@@ -29,7 +31,7 @@ async def publish_menus(bot: Bot) -> None:
         commands = [BotCommand(name, tr(lang, text)) for name, text in MENU]
         try:
             await bot.set_my_commands(commands, language_code=lang)
-            if lang == "en":
+            if lang == Language.EN:
                 await bot.set_my_commands(commands)
         except TelegramError as exc:
             log.warning("could not publish the %s command menu: %s", lang, exc)
@@ -40,7 +42,7 @@ def scenario_keyboard(lang: str, current: Scenario) -> InlineKeyboardMarkup:
         [
             InlineKeyboardButton(
                 ("✓ " if scenario is current else "") + tr(lang, label),
-                callback_data=f"scn:{scenario.value}",
+                callback_data=callbacks.scenario(scenario.value),
             )
         ]
         for scenario, label in SCENARIO_LABELS.items()

@@ -2,7 +2,9 @@
 
 python-telegram-bot's Application runs beside our aiohttp server on the same loop; it
 polls getUpdates (a webhook path can come later) and sends through AIORateLimiter so
-429s are waited out instead of lost.
+429s are waited out instead of lost. Updates of different chats are processed at once
+(one chat's in order, bot/updates.py), so a chat waiting on a slow PBX stalls no other;
+an error escaping a handler is logged and answered (bot/handlers.on_error).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from telegram.ext import AIORateLimiter, Application
 
 from bot import handlers
 from bot.menus import publish_menus
+from bot.updates import OnePerChat
 from gateway.app import Gateway
 from gateway.control.desk import CommandDesk
 from models.database import close_db, open_db
 from models.settings import ConfigError, Settings
+from models.vocab import Channel
 from notifiers.email.outbound import EmailNotifier
 from notifiers.mms import reports as mm7_hook
 from notifiers.mms.client import MmsNotifier
@@ -25,6 +29,9 @@ from notifiers.sms.channel import SmsNotifier
 from notifiers.telegram import TelegramNotifier
 
 log = logging.getLogger(__name__)
+
+# Updates processed at once (0: one by one, as python-telegram-bot does by default).
+CONCURRENT_UPDATES = 64
 
 
 def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any, Any]:
@@ -37,6 +44,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         .base_url(t.base_url)
         .base_file_url(t.base_file_url)
         .rate_limiter(AIORateLimiter(max_retries=0))
+        .concurrent_updates(OnePerChat(CONCURRENT_UPDATES) if CONCURRENT_UPDATES else False)
         .build()
     )
 
@@ -56,13 +64,14 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.application = build_application(settings)
-        self.gateway = Gateway(settings, {"telegram": TelegramNotifier(self.application.bot)})
+        self.gateway = Gateway(settings, {Channel.TELEGRAM: TelegramNotifier(self.application.bot)})
         add_channels(settings, self.gateway)
         self.desk = CommandDesk(
             self.gateway.control, self.gateway.notices, settings.locale.default_region
         )
         self.gateway.inbound.on_text = self.desk.on_inbound
-        handlers.install(self.application, self.gateway.control, self.gateway.notices, self.desk)
+        handlers.install(self.application, self.desk)
+        self.application.add_error_handler(handlers.on_error)
 
     async def start(self) -> None:
         await open_db(self.settings.database.url)

@@ -17,6 +17,7 @@ from gateway.control import admin
 from gateway.delivery.notices import Notices
 from models.db import Delivery, DeliveryStatus, Subscriber, Urgency
 from models.settings import Settings, with_section
+from models.vocab import Channel, Kind, Language
 from sandbox.mmsc import MmscServer
 from sandbox.smsc import SmscServer
 from sandbox.smtp_sink import SmtpSink
@@ -24,20 +25,20 @@ from sandbox.smtp_sink import SmtpSink
 SMPP_ID, SMPP_PASSWORD = "frontdesk", "demo-pw"
 MM7_USER, MM7_PASSWORD = "frontdesk", "demo-mm7"
 # language -> the channel that subscriber prefers for messages taken for them
-PREFERRED = {"el": "telegram", "ru": "sms", "zh": "email"}
-URGENT_ROUTE = ["telegram", "sms", "email", "mms"]
+PREFERRED = {Language.EL: Channel.TELEGRAM, Language.RU: Channel.SMS, Language.ZH: Channel.EMAIL}
+URGENT_ROUTE = [Channel.TELEGRAM, Channel.SMS, Channel.EMAIL, Channel.MMS]
 MESSAGES = {
-    "el": "Ο κ. Νικολάου ζητά να τον καλέσετε για τα αποτελέσματα.",
-    "ru": "Звонил Сергей Павлов: перенесите встречу на пятницу, пожалуйста.",
-    "zh": "张先生来电：请回电确认明天的预约。",
+    Language.EL: "Ο κ. Νικολάου ζητά να τον καλέσετε για τα αποτελέσματα.",
+    Language.RU: "Звонил Сергей Павлов: перенесите встречу на пятницу, пожалуйста.",
+    Language.ZH: "张先生来电：请回电确认明天的预约。",
 }
 URGENT_MESSAGE = "Ο ασθενής Κ. Δημητρίου έχει πυρετό 40°C, καλέστε τον αμέσως."
 # Final states: a channel with delivery reports (SMS, MMS) ends `delivered`, others `sent`.
 SETTLED: dict[str, set[DeliveryStatus]] = {
-    "telegram": {DeliveryStatus.SENT},
-    "email": {DeliveryStatus.SENT},
-    "sms": {DeliveryStatus.DELIVERED},
-    "mms": {DeliveryStatus.DELIVERED},
+    Channel.TELEGRAM: {DeliveryStatus.SENT},
+    Channel.EMAIL: {DeliveryStatus.SENT},
+    Channel.SMS: {DeliveryStatus.DELIVERED},
+    Channel.MMS: {DeliveryStatus.DELIVERED},
 }
 GAVE_UP = {DeliveryStatus.FAILED, DeliveryStatus.DEAD}
 
@@ -85,10 +86,11 @@ async def set_preferences(people: list[Any]) -> None:
     for person in people:
         subscriber = await Subscriber.get(name=person.name)
         first = PREFERRED[person.language]
-        route = [first, *(c for c in ("telegram", "email", "sms") if c != first)]
-        await admin.set_route(subscriber.id, "message", Urgency.NORMAL, route)
-        await admin.set_route(subscriber.id, "message", Urgency.URGENT, URGENT_ROUTE)
-        quiet = quiet_now(person.timezone) if person.language == "el" else ""
+        others = (Channel.TELEGRAM, Channel.EMAIL, Channel.SMS)
+        route = [first, *(c for c in others if c != first)]
+        await admin.set_route(subscriber.id, Kind.MESSAGE, Urgency.NORMAL, route)
+        await admin.set_route(subscriber.id, Kind.MESSAGE, Urgency.URGENT, URGENT_ROUTE)
+        quiet = quiet_now(person.timezone) if person.language == Language.EL else ""
         await admin.set_contact_points(
             subscriber.id, email=f"office{person.chat_id}@demo.example", quiet_hours=quiet
         )
@@ -101,7 +103,7 @@ async def take_messages(notices: Notices, people: list[Any]) -> None:
         await admin.take_message(
             notices, subscriber.id, MESSAGES[person.language], caller_number="+302109999999"
         )
-        if person.language == "el":
+        if person.language == Language.EL:
             await admin.take_message(
                 notices,
                 subscriber.id,
@@ -136,20 +138,21 @@ async def _settled() -> bool:
 def check_channels(report: dict[str, Any]) -> list[str]:
     """What went wrong with the messages part of the day, if anything."""
     problems = []
-    messages = [d for d in report["deliveries"] if d["kind"] == "message"]
+    messages = [d for d in report["deliveries"] if d["kind"] == Kind.MESSAGE]
     for language, channel in PREFERRED.items():
         normal = [
             d
             for d in messages
             if d["language"] == language and d["urgency"] == "normal" and d["status"] != "pending"
         ]
-        if [d["channel"] for d in normal] != ([] if language == "el" else [channel]):
+        if [d["channel"] for d in normal] != ([] if language == Language.EL else [channel]):
             problems.append(f"{language}: the normal message did not go by {channel}")
     held = [d for d in messages if d["status"] == "pending"]
-    if [d["language"] for d in held] != ["el"]:
+    if [d["language"] for d in held] != [Language.EL]:
         problems.append("el: the normal message was not held for quiet hours")
     urgent = {d["channel"]: d["status"] for d in messages if d["urgency"] == "urgent"}
-    wanted = {c: ("delivered" if c in ("sms", "mms") else "sent") for c in URGENT_ROUTE}
+    reported = (Channel.SMS, Channel.MMS)
+    wanted = {c: ("delivered" if c in reported else "sent") for c in URGENT_ROUTE}
     if urgent != wanted:
         problems.append(f"urgent: expected {wanted}, got {urgent}")
     return problems

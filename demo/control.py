@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.control import admin
 from models.db import Appointment, AuditEntry, Subscriber
+from models.vocab import Language, Scenario
 from sandbox.smsc import SmscServer
 from sandbox.telegram_api import BotApiServer
 
@@ -17,7 +18,7 @@ WAIT = 20.0
 
 async def forward_from_telegram(bot: BotApiServer, chat_id: int) -> None:
     """Until the bot confirms; what reached the PBX is the PBX side's to tell (day.py)."""
-    bot.inject_message(chat_id, "转接", language_code="zh")
+    bot.inject_message(chat_id, "转接", language_code=Language.ZH)
     await bot.wait_for(
         lambda c: (
             c.method == "sendMessage"
@@ -79,7 +80,7 @@ def check_ami_actions(report: dict[str, Any]) -> list[str]:
     (Against a real PBX, demo.pbx.check_pbx asks the PBX itself.)"""
     problems = []
     puts = [a for a in report["ami_actions"] if a.get("Action") == "DBPut"]
-    if not any(a.get("Val") == "forward" for a in puts):
+    if not any(a.get("Val") == Scenario.FORWARD for a in puts):
         problems.append("control: no DBPut switching a line to forward")
     if not any(a.get("Action") == "Originate" for a in report["ami_actions"]):
         problems.append("control: the call back did not reach the PBX")

@@ -38,6 +38,7 @@ from models.database import migrate
 from models.db import Contact, Subscriber
 from models.events import CallSnapshot
 from models.settings import Settings, load_settings, with_section
+from models.vocab import Channel, Kind, Language, Scenario
 from sandbox.ami_server import AmiServer
 from sandbox.call_scripts import CallFactory
 from sandbox.mmsc import MmscServer
@@ -61,11 +62,13 @@ class DemoSubscriber:
 
 
 SUBSCRIBERS = [
-    DemoSubscriber("Ιατρείο Παπαδόπουλου", "el", "Europe/Athens", "2100001", "+306912345678", 1001),
     DemoSubscriber(
-        "Юридическая фирма Иванова", "ru", "Europe/Moscow", "2100002", "+79161234567", 1002
+        "Ιατρείο Παπαδόπουλου", Language.EL, "Europe/Athens", "2100001", "+306912345678", 1001
     ),
-    DemoSubscriber("王医生诊所", "zh", "Asia/Shanghai", "2100003", "+8613812345678", 1003),
+    DemoSubscriber(
+        "Юридическая фирма Иванова", Language.RU, "Europe/Moscow", "2100002", "+79161234567", 1002
+    ),
+    DemoSubscriber("王医生诊所", Language.ZH, "Asia/Shanghai", "2100003", "+8613812345678", 1003),
 ]
 # The morning's callers (number, name), one per subscriber above: an agent answers the
 # first, the second is missed while two agents ring, the third is forwarded to a mobile
@@ -123,7 +126,7 @@ class SandboxPbx:
         await self.ami.wait_action("Originate", timeout=WAIT)
 
     async def forwarded(self, ddi: str) -> None:
-        await self.ami.wait_action("DBPut", lambda a: a.get("Val") == "forward", WAIT)
+        await self.ami.wait_action("DBPut", lambda a: a.get("Val") == Scenario.FORWARD, WAIT)
 
     async def voicemail(self, runtime: Runtime, bot: BotApiServer, person: DemoSubscriber) -> None:
         await media.voicemail_day(runtime.gateway, person.ddi)
@@ -300,13 +303,13 @@ def report_ok(report: dict[str, Any]) -> bool:
     """Each missed call told its subscriber once on Telegram; answered calls told nobody;
     messages went by each one's preferred channel; the urgent one on all of them."""
     missed = {c["subscriber"] for c in report["calls"] if c["outcome"] == "abandoned"}
-    told = [d for d in report["deliveries"] if d["kind"] == "missed_call"]
+    told = [d for d in report["deliveries"] if d["kind"] == Kind.MISSED_CALL]
     problems = channels.check_channels(report) + media.check_media(report)
     problems += control.check_control(report)
     # What reached the PBX: the sandbox's action log, or the real PBX's own state.
     problems += pbx.check_pbx(report) if "pbx" in report else control.check_ami_actions(report)
     if sorted(d["subscriber"] for d in told) != sorted(missed) or any(
-        (d["channel"], d["status"]) != ("telegram", "sent") for d in told
+        (d["channel"], d["status"]) != (Channel.TELEGRAM, "sent") for d in told
     ):
         problems.append("expected one sent missed_call on telegram per missed call")
     for problem in problems:

@@ -15,8 +15,10 @@ from typing import Any
 
 from gateway.app import Gateway
 from gateway.control import admin
+from gateway.fax.render import FaxPayload
 from models.db import Notification, Subscriber, Urgency, Voicemail
 from models.settings import Settings, with_section
+from models.vocab import Channel, Kind
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "deploy" / "hylafax" / "faxrcvd-frontdesk"
@@ -38,8 +40,9 @@ async def set_routes(people: list[Any]) -> None:
     """Voice notes and faxes go to Telegram and email at once."""
     for person in people:
         subscriber = await Subscriber.get(name=person.name)
-        for kind in ("voicemail", "fax"):
-            await admin.set_route(subscriber.id, kind, Urgency.NORMAL, ["telegram+email"])
+        for kind in (Kind.VOICEMAIL, Kind.FAX):
+            both = f"{Channel.TELEGRAM}+{Channel.EMAIL}"
+            await admin.set_route(subscriber.id, kind, Urgency.NORMAL, [both])
 
 
 def leave_voicemail(spool: Path, ddi: str) -> None:
@@ -86,18 +89,19 @@ def pdf_pages(path: str) -> int:
 
 async def media_report() -> dict[str, Any]:
     voicemails = await Voicemail.all().prefetch_related("subscriber")
-    faxes = await Notification.filter(kind="fax").prefetch_related("subscriber")
+    faxes = await Notification.filter(kind=Kind.FAX).prefetch_related("subscriber")
     return {
         "faxes": [
             {
                 "subscriber": n.subscriber.name,
-                "caller": n.payload.get("caller_number", ""),
-                "pages": n.payload.get("pages", 0),
-                "complete": n.payload.get("complete", True),
+                "caller": fax.caller_number,
+                "pages": fax.pages,
+                "complete": fax.complete,
                 # Counted in the PDF file itself, not taken from the notification.
-                "pdf_pages": sum([await asyncio.to_thread(pdf_pages, p) for p in _paths(n)]),
+                "pdf_pages": sum([await asyncio.to_thread(pdf_pages, p) for p in _paths(fax)]),
             }
             for n in faxes
+            for fax in [FaxPayload.from_json(n.payload)]
         ],
         "voicemails": [
             {
@@ -114,8 +118,8 @@ async def media_report() -> dict[str, Any]:
     }
 
 
-def _paths(n: Notification) -> list[str]:
-    return [a["path"] for a in n.payload.get("attachments", [])]
+def _paths(fax: FaxPayload) -> list[str]:
+    return [a["path"] for a in fax.attachments]
 
 
 def check_media(report: dict[str, Any]) -> list[str]:
@@ -123,9 +127,9 @@ def check_media(report: dict[str, Any]) -> list[str]:
     [voicemail] = report["voicemails"] or [None]
     if not voicemail or not voicemail["transcript_ok"] or not voicemail["transcript"]:
         problems.append("voicemail: no transcript")
-    for kind in ("voicemail", "fax"):
+    for kind in (Kind.VOICEMAIL, Kind.FAX):
         got = sorted(d["channel"] for d in report["deliveries"] if d["kind"] == kind)
-        if got != ["email", "telegram"] or any(
+        if got != [Channel.EMAIL, Channel.TELEGRAM] or any(
             d["status"] != "sent" for d in report["deliveries"] if d["kind"] == kind
         ):
             problems.append(f"{kind}: expected one sent on telegram and one on email, got {got}")

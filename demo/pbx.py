@@ -297,7 +297,7 @@ def check_pbx(report: dict[str, Any]) -> list[str]:
     Originate was bridged with the caller."""
     pbx = report["pbx"]
     problems = []
-    if pbx["telegram_forward"].get("scenario") != "forward":
+    if pbx["telegram_forward"].get("scenario") != Scenario.FORWARD:
         problems.append("control: the line is not switched to forward in AstDB")
     back = pbx["call_back"]
     if not back or not _joins(back["bridge"], back["mobile"], back["caller"]):

@@ -28,9 +28,12 @@ from gateway.delivery.outbox import Outbox
 from gateway.delivery.receipts import Receipts
 from gateway.fax.desk import FaxDesk
 from gateway.http import build_app
-from gateway.pbx.client import AmiActionError, AmiClient, AmiUnavailable, PbxRun
-from gateway.pbx.translate import AmiTranslator, live_calls
+from gateway.pbx.actions import Pbx
+from gateway.pbx.client import AmiClient, PbxRun
+from gateway.pbx.errors import PbxUnavailable
+from gateway.pbx.translate import AmiTranslator
 from gateway.pbx.wire import Frame
+from gateway.renderers import RENDERERS
 from gateway.supervise import LoopReport, Supervisor, database_unavailable, repeat
 from gateway.voicemail.spool import VoicemailDesk
 from gateway.voicemail.transcription import Transcriber
@@ -76,7 +79,9 @@ class Gateway:
             on_parts_stored=self.receipts.settled_after_send,
             report=self.supervisor.report("outbox"),
         )
-        self.notices = Notices(self.notifiers.keys(), settings.routing, on_new=self.outbox.wake)
+        self.notices = Notices(
+            self.notifiers.keys(), settings.routing, on_new=self.outbox.wake, renderers=RENDERERS
+        )
         self.inbound = InboundDesk(self.notices)
         self.transcriber = Transcriber(settings.transcription)
         self.voicemail = VoicemailDesk(
@@ -89,8 +94,9 @@ class Gateway:
             wanted_events=self.translator.event_names,
             on_connected=self._on_ami_connected,
         )
+        self.pbx = Pbx(self.ami)
         self.control = Control(
-            self.ami, ringing=lambda: self.tracker.calls.values(), on_moved=self.tracker.moved
+            self.pbx, ringing=lambda: self.tracker.calls.values(), on_moved=self.tracker.moved
         )
         self.faxes = FaxDesk(self.notices, settings.locale.default_region)
         self.mail_in = MailIn(settings.mail_in, self.on_inbound)
@@ -148,13 +154,13 @@ class Gateway:
         run = await self.ami.pbx_run(BOOT_WAIT)
         before = self.tracker.channel_view()
         try:
-            rows = await self.ami.send_list_action({"Action": "CoreShowChannels"})
-        except (AmiUnavailable, AmiActionError) as exc:
+            live = await self.pbx.live_calls()
+        except PbxUnavailable as exc:
             if run is None or not run.restarted:
                 log.warning("AMI %s; cannot list channels (%s): calls kept", _describe(run), exc)
                 return 0
-            rows = []  # a restart ended every call it had, listed or not
-        ended = self.tracker.reconcile(live_calls(rows), before)
+            live = {}  # a restart ended every call it had, listed or not
+        ended = self.tracker.reconcile(live, before)
         log.info(
             "AMI %s: %d call(s) tracked, %d ended as gone from the PBX",
             _describe(run),
@@ -256,9 +262,9 @@ class Gateway:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http.port
+        # The port bound (the configured one, or the one the OS chose for port 0).
+        addresses = self._runner.addresses
+        self.http_port = addresses[0][1] if addresses else self.settings.http.port
         for notifier in self.notifiers.values():
             if isinstance(notifier, ManagedNotifier):
                 await notifier.start()

@@ -9,7 +9,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from models.events import CallOutcome, CallStatus
-from models.vocab import Scenario
+from models.vocab import Language, Scenario
 
 
 class Role(StrEnum):
@@ -36,7 +36,7 @@ class DeliveryStatus(StrEnum):
 class Subscriber(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=200)
-    language = fields.CharField(max_length=8, default="en")
+    language = fields.CharField(max_length=8, default=Language.EN)  # a vocab.Language
     timezone = fields.CharField(max_length=64, default="Europe/Athens")
     scenario = fields.CharEnumField(Scenario, max_length=16, default=Scenario.AGENT)
     # The subscriber's own mobile (E.164): who an SMS is from (with the PIN), where SMS and
@@ -155,9 +155,10 @@ class RoutingPreference(Model):
     subscriber: fields.ForeignKeyRelation[Subscriber] = fields.ForeignKeyField(
         "models.Subscriber", related_name="preferences", on_delete=fields.CASCADE
     )
-    kind = fields.CharField(max_length=32)  # missed_call, message, voicemail, fax, appointment
+    kind = fields.CharField(max_length=32)  # a vocab.Kind
     urgency = fields.CharEnumField(Urgency, max_length=8, default=Urgency.NORMAL)
-    channels: Any = fields.JSONField(default=list)  # ["sms", "telegram"]
+    # Hops of vocab.Channel, in order: ["sms", "telegram+email"].
+    channels: Any = fields.JSONField(default=list)
 
     class Meta:
         table = "routing_preference"
@@ -175,10 +176,10 @@ class Notification(Model):
     call: fields.ForeignKeyNullableRelation[Call] = fields.ForeignKeyField(
         "models.Call", related_name="notifications", null=True, on_delete=fields.SET_NULL
     )
-    kind = fields.CharField(max_length=32)
+    kind = fields.CharField(max_length=32)  # a vocab.Kind
     urgency = fields.CharEnumField(Urgency, max_length=8, default=Urgency.NORMAL)
     payload: Any = fields.JSONField(default=dict)  # what the renderers need, channel-neutral
-    route: Any = fields.JSONField(default=list)  # channels in order
+    route: Any = fields.JSONField(default=list)  # hops of vocab.Channel, in order
     next_hop = fields.IntField(default=1)  # index in route of the next fallback/escalation
     escalate_at = fields.DatetimeField(null=True, db_index=True)
     acknowledged_at = fields.DatetimeField(null=True)
@@ -193,8 +194,9 @@ class Delivery(Model):
 
     id = fields.IntField(primary_key=True)
     dedupe_key = fields.CharField(max_length=200, unique=True)
-    kind = fields.CharField(max_length=32)  # missed_call, ...
-    channel = fields.CharField(max_length=16)  # telegram, ...
+    # A vocab.Kind, or "reply" / "admin_alert" (rows without a Notification): free text.
+    kind = fields.CharField(max_length=32)
+    channel = fields.CharField(max_length=16)  # a vocab.Channel
     address = fields.CharField(max_length=200)
     subscriber: fields.ForeignKeyNullableRelation[Subscriber] = fields.ForeignKeyField(
         "models.Subscriber", related_name="deliveries", null=True, on_delete=fields.SET_NULL

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from models.vocab import CHANNELS, LANGUAGES
+from models.vocab import CHANNELS, LANGUAGES, Language
 
 ENV_PREFIX = "FRONTDESK__"
 # The languages of the people Frontdesk serves; catalogues exist for each.
@@ -74,7 +74,7 @@ class OutboxSettings:
 @dataclass(frozen=True)
 class LocaleSettings:
     # Used when a subscriber is created without its own, and for numbers without a country code.
-    default_language: str = "en"
+    default_language: str = Language.EN
     default_timezone: str = "Europe/Athens"
     default_region: str = "GR"
 

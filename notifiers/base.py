@@ -80,7 +80,9 @@ class PermanentError(Exception):
 
 
 class Notifier(Protocol):
-    channel: str
+    @property
+    def channel(self) -> str:  # a models.vocab.Channel
+        ...
 
     async def send(self, message: OutgoingMessage) -> Receipt: ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
 
+from models.vocab import Channel
 from notifiers.base import OutgoingMessage, PermanentError, Receipt, TransientError
 
 CAPTION_LIMIT = 1024
@@ -22,7 +23,7 @@ def inline_keyboard(message: OutgoingMessage) -> InlineKeyboardMarkup | None:
 
 
 class TelegramNotifier:
-    channel = "telegram"
+    channel = Channel.TELEGRAM
 
     def __init__(self, bot: Bot) -> None:
         self._bot = bot

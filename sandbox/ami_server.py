@@ -301,6 +301,10 @@ class AmiServer(Served):
         # Fault mode: actions (lower-case names) recorded but never answered, as by a hung
         # Asterisk whose TCP connection stays open.
         self.unanswered: set[str] = set()
+        # Slow mode: actions (lower-case names) recorded and held unanswered until
+        # release(), as by an Asterisk slow to carry them out.
+        self.held: set[str] = set()
+        self._holding: list[tuple[_Session, Action]] = []
         # Fault mode: actions (lower-case names) refused, as for an AMI user whose write
         # classes do not cover them.
         self.denied: set[str] = set()
@@ -529,6 +533,20 @@ class AmiServer(Served):
         if header(action, "Action").lower() in self.unanswered:
             await self._notify()
             return
+        if header(action, "Action").lower() in self.held:
+            self._holding.append((session, action))
+            await self._notify()
+            return
+        await self._answer(session, action, was_authenticated)
+
+    async def release(self) -> int:
+        """Answer the held actions now, in the order they came; returns how many."""
+        held, self._holding = self._holding, []
+        for session, action in held:
+            await self._answer(session, action, session.authenticated)
+        return len(held)
+
+    async def _answer(self, session: _Session, action: Action, was_authenticated: bool) -> None:
         reply = self._dispatch(session, action)
         await self._send(session, reply)
         if session.authenticated and not was_authenticated:

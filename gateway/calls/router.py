@@ -13,15 +13,15 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from gateway.calls.render import MissedCallPayload
 from gateway.delivery.notices import NewNotification, Notices
-from gateway.delivery.render import MISSED_CALL
 from models.db import Call, Contact, Ddi, Notification, Subscriber, Urgency
 from models.events import CallOutcome, CallSnapshot, CallStatus
 from models.phone import caller_e164
+from models.vocab import Kind
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def _dt(ts: float | None) -> datetime | None:
 
 def missed_call_key(linkedid: str) -> str:
     """The one missed-call notification of a call, whoever tells it."""
-    return f"{MISSED_CALL}:{linkedid}"
+    return f"{Kind.MISSED_CALL}:{linkedid}"
 
 
 def missed_call_notice(
@@ -48,23 +48,22 @@ def missed_call_notice(
 ) -> NewNotification:
     """A missed-call notification: the router's, or the voicemail desk's for a message too
     short to be one. Without a call (none could be tied) it has no call buttons."""
-    payload: dict[str, Any] = {
-        "subscriber": subscriber.name,
-        "caller_number": number,
-        "caller_name": caller_name,
-        "contact_name": contact_name,
-        "at": at.isoformat(),
-        "timezone": subscriber.timezone,
-        "ddi": ddi,
-    }
-    if call_id is not None:
-        payload["call_id"] = call_id
+    payload = MissedCallPayload(
+        subscriber=subscriber.name,
+        caller_number=number,
+        caller_name=caller_name,
+        contact_name=contact_name,
+        at=at,
+        timezone=subscriber.timezone,
+        ddi=ddi,
+        call_id=call_id,
+    )
     return NewNotification(
         dedupe_key=key,
         subscriber=subscriber,
-        kind=MISSED_CALL,
+        kind=Kind.MISSED_CALL,
         urgency=Urgency.NORMAL,
-        payload=payload,
+        payload=payload.to_json(),
         call_id=call_id,
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,14 +14,13 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from gateway.control.pins import hash_pin
+from gateway.delivery.message_render import MessagePayload
 from gateway.delivery.notices import NewNotification, Notices, hop_channels
 from gateway.delivery.quiet_hours import BadQuietHours, parse_hhmm
-from gateway.delivery.render import MESSAGE
-from locales import LANGUAGES
 from models.db import Ddi, LinkCode, Role, RoutingPreference, Subscriber, Urgency, User
 from models.phone import to_e164
-from models.settings import CHANNELS, Settings
-from models.vocab import KINDS, Scenario
+from models.settings import Settings
+from models.vocab import CHANNELS, KINDS, LANGUAGES, Channel, Kind, Scenario
 
 LINK_CODE_TTL = timedelta(days=7)
 
@@ -132,10 +131,10 @@ async def link_chat(code: str, chat_id: int, display_name: str, language: str | 
 def configured_channels(settings: Settings) -> set[str]:
     """The channels a gateway with these settings can send on (a route skips the others)."""
     wanted = {
-        "telegram": bool(settings.telegram.token),
-        "email": bool(settings.smtp.host),
-        "sms": bool(settings.smpp.host),
-        "mms": bool(settings.mms.url),
+        Channel.TELEGRAM: bool(settings.telegram.token),
+        Channel.EMAIL: bool(settings.smtp.host),
+        Channel.SMS: bool(settings.smpp.host),
+        Channel.MMS: bool(settings.mms.url),
     }
     return {channel for channel, on in wanted.items() if on}
 
@@ -195,7 +194,9 @@ def _new_pin(pin: str) -> dict[str, Any]:
     return {"sms_pin_hash": hash_pin(pin), "sms_pin_failures": 0, "sms_locked_until": None}
 
 
-async def set_route(subscriber_id: int, kind: str, urgency: Urgency, channels: list[str]) -> None:
+async def set_route(
+    subscriber_id: int, kind: str, urgency: Urgency, channels: Sequence[str]
+) -> None:
     """The subscriber's channels, in order, for one kind of event and urgency."""
     subscriber = await _subscriber(subscriber_id)
     if kind not in KINDS:
@@ -208,7 +209,10 @@ async def set_route(subscriber_id: int, kind: str, urgency: Urgency, channels: l
             "join channels told at once with '+' (telegram+email)"
         )
     await RoutingPreference.update_or_create(
-        {"channels": channels}, subscriber=subscriber, kind=kind, urgency=urgency
+        {"channels": [str(hop) for hop in channels]},
+        subscriber=subscriber,
+        kind=kind,
+        urgency=urgency,
     )
 
 
@@ -227,19 +231,20 @@ async def take_message(
     if not text.strip():
         raise AdminError("the message is empty")
     number = to_e164(caller_number, region) if caller_number else ""
-    key = f"{MESSAGE}:{secrets.token_hex(8)}"
-    payload = {
-        "subscriber": subscriber.name,
-        "caller_number": number,
-        "caller_name": caller_name,
-        "contact_name": None,
-        "at": datetime.now(UTC).isoformat(),
-        "timezone": subscriber.timezone,
-        "text": text.strip(),
-    }
+    key = f"{Kind.MESSAGE}:{secrets.token_hex(8)}"
+    payload = MessagePayload(
+        subscriber=subscriber.name,
+        caller_number=number,
+        caller_name=caller_name,
+        contact_name=None,
+        at=datetime.now(UTC),
+        timezone=subscriber.timezone,
+        text=text.strip(),
+    )
     urgency = Urgency.URGENT if urgent else Urgency.NORMAL
+    notice = NewNotification(key, subscriber, Kind.MESSAGE, urgency, payload.to_json())
     async with in_transaction():
-        await notices.create([NewNotification(key, subscriber, MESSAGE, urgency, payload)])
+        await notices.create([notice])
     return key
 
 

@@ -2,13 +2,21 @@
 
 We write it (`ack:<id>`, `callback:<id>`, `fwdme:<id>`, `book:<id>`, `bk:<id>:<epoch>`,
 `scn:<scenario>`), but it comes back from the client, so anything may arrive: these
-parsers never raise, and give None for whatever we would not have written.
+readers never raise, and give None for whatever we would not have written. What a button
+says reads as a command of the text grammar (gateway/control/grammar.py), so a press runs
+through the same `CommandDesk.run` as a typed command.
+
+The formats never change: buttons already sent keep working after an upgrade.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
+from gateway.control import grammar as cmd
+from models.vocab import Scenario
 
 # Our ids are INTEGER columns: 32-bit signed in PostgreSQL (SQLite allows 64).
 MAX_ID = 2**31 - 1
@@ -79,3 +87,76 @@ def book_slot(call_id: int, start: datetime) -> str:
 
 def scenario(value: str) -> str:
     return f"{SCENARIO}:{value}"
+
+
+# -- unpacking: data back into the grammar's commands (None: forged) ---------------------------
+
+Unpacker = Callable[[str, datetime], "cmd.Command | None"]
+
+
+def _argument(data: str, prefix: str) -> str | None:
+    """What follows `prefix:`, or None when the data does not start so."""
+    head, colon, rest = data.partition(":")
+    return rest if head == prefix and colon else None
+
+
+def _id_after(data: str, prefix: str) -> int | None:
+    rest = _argument(data, prefix)
+    return parse_id(rest) if rest is not None else None
+
+
+def unpack_ack(data: str, now: datetime) -> cmd.Acknowledge | None:
+    notification_id = _id_after(data, ACK)
+    return cmd.Acknowledge(notification_id) if notification_id else None
+
+
+def unpack_call_back(data: str, now: datetime) -> cmd.CallBackCall | None:
+    call_id = _id_after(data, CALL_BACK)
+    return cmd.CallBackCall(call_id) if call_id else None
+
+
+def unpack_forward_to_me(data: str, now: datetime) -> cmd.ForwardToMe | None:
+    call_id = _id_after(data, FORWARD_TO_ME)
+    return cmd.ForwardToMe(call_id) if call_id else None
+
+
+def unpack_book(data: str, now: datetime) -> cmd.ShowSlots | None:
+    call_id = _id_after(data, BOOK)
+    return cmd.ShowSlots(call_id) if call_id else None
+
+
+def unpack_book_slot(data: str, now: datetime) -> cmd.BookSlot | None:
+    """`bk:<call id>:<unix time>`: a slot we could have offered, else None."""
+    rest = _argument(data, BOOK_SLOT)
+    if rest is None:
+        return None
+    call, _, epoch = rest.partition(":")
+    call_id, start = parse_id(call), parse_slot(epoch, now)
+    return cmd.BookSlot(call_id, start) if call_id and start else None
+
+
+def unpack_scenario(data: str, now: datetime) -> cmd.SetScenario | None:
+    """`scn:<scenario>`: switch now, until changed again."""
+    value = _argument(data, SCENARIO)
+    if value is None or value not in Scenario._value2member_map_:
+        return None
+    return cmd.SetScenario(Scenario(value), None)
+
+
+UNPACK: dict[str, Unpacker] = {
+    ACK: unpack_ack,
+    CALL_BACK: unpack_call_back,
+    FORWARD_TO_ME: unpack_forward_to_me,
+    BOOK: unpack_book,
+    BOOK_SLOT: unpack_book_slot,
+    SCENARIO: unpack_scenario,
+}
+assert tuple(UNPACK) == PREFIXES
+
+
+def unpack(data: str | None, now: datetime) -> cmd.Command | None:
+    """Any callback data: the command it says, or None."""
+    if not data:
+        return None
+    reader = UNPACK.get(data.partition(":")[0])
+    return reader(data, now) if reader else None

@@ -2,6 +2,10 @@
 
 Pure: no I/O, no database, no clock (the caller passes ``now``). ``parse`` never raises.
 
+Telegram buttons decode into these same classes (gateway/control/callbacks.py): SetScenario,
+and the button-only Acknowledge, CallBackCall, ForwardToMe, ShowSlots and BookSlot, which no
+text produces. Both run through one ``CommandDesk.run`` (gateway/control/desk.py).
+
 Conventions:
 
 * Keywords of all four languages are recognised whatever the subscriber's ``lang`` (people mix
@@ -23,23 +27,28 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Generic, Literal, TypeVar
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from models.vocab import LANGUAGES
+from models.vocab import LANGUAGES, Scenario
 
 __all__ = [
     "LANGS",
+    "Acknowledge",
     "Book",
+    "BookSlot",
     "CallBack",
+    "CallBackCall",
     "Calls",
     "Command",
     "Diary",
     "Forward",
+    "ForwardToMe",
     "Help",
     "Lang",
     "Scenario",
     "SetScenario",
+    "ShowSlots",
     "Status",
     "Unknown",
     "examples",
@@ -48,7 +57,6 @@ __all__ = [
 ]
 
 LANGS = LANGUAGES
-Scenario = Literal["agent", "voicemail", "forward", "closed"]
 
 # ---------------------------------------------------------------------------------------------
 # Results
@@ -113,6 +121,37 @@ class Help(Command):
 class Unknown(Command):
     text: str  # the offending line, PIN masked, truncated: safe to log and to echo back
     suggestion: str  # a keyword or a full example, in the subscriber's language
+
+
+# What buttons do that no text says: the data of a pressed button (gateway/control/callbacks.py)
+# reads as one of these, or as SetScenario; the command desk runs them like any other.
+# They name database rows, so the desk checks that the row is the actor's own.
+
+
+@dataclass(frozen=True)
+class Acknowledge(Command):
+    notification_id: int  # "Got it": stop escalating this notification
+
+
+@dataclass(frozen=True)
+class CallBackCall(Command):
+    call_id: int  # ring the subscriber's mobile, then this call's caller
+
+
+@dataclass(frozen=True)
+class ForwardToMe(Command):
+    call_id: int  # forward the lines to the mobile now (the notification was about this call)
+
+
+@dataclass(frozen=True)
+class ShowSlots(Command):
+    call_id: int  # offer the nearest free slots to book this call's caller into
+
+
+@dataclass(frozen=True)
+class BookSlot(Command):
+    call_id: int  # book this call's caller...
+    start: datetime  # ...at this slot (aware, UTC)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,7 +226,7 @@ _KEYWORDS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
-_SCENARIOS: tuple[Scenario, ...] = ("agent", "voicemail", "forward", "closed")
+_SCENARIOS: tuple[str, ...] = tuple(Scenario)
 _SCENARIO_PREFIX = ("scenario", "mode", "σενάριο", "режим", "сценарий", "模式")
 _OFF: tuple[str, ...] = (
     "off",
@@ -717,16 +756,16 @@ def _command(concept: str, folded: _Folded, original: str, pos: int, ctx: _Ctx) 
     s = folded.text
     args = s[pos:]
     if concept in _SCENARIOS:
-        if concept == "forward" and args:
+        if concept == Scenario.FORWARD and args:
             if _whole(_OFF_WORDS, args):
                 return Forward(None)
             number = _number(args)
             if number is not None:
                 return Forward(number)
         if not args:
-            return SetScenario(concept, None)
+            return SetScenario(Scenario(concept), None)
         until = _until(args, ctx)
-        return SetScenario(concept, until) if until else None
+        return SetScenario(Scenario(concept), until) if until else None
     if concept == "book":
         return _book(folded, original, pos, ctx)
     if concept == "diary":

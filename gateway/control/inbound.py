@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from gateway.delivery.notices import Notices
 from models.db import InboundMessage, Subscriber
+from models.vocab import Channel
 from notifiers.base import InboundMessage as Inbound
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ async def sender_subscriber(channel: str, sender: str) -> Subscriber | None:
     subscribers identifies none of them (which one would the command act on?)."""
     if not sender:
         return None
-    column = "email" if channel == "email" else "mobile"
+    column = "email" if channel == Channel.EMAIL else "mobile"  # Subscriber columns
     found = await Subscriber.filter(**{column: sender}).order_by("id").limit(2)
     if len(found) > 1:
         log.warning("inbound %s: %s is on file for several subscribers; none acts", channel, column)

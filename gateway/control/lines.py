@@ -10,6 +10,9 @@ writes the database's values anyway), so the two never disagree for long.
 A channel action (Redirect) first asks the PBX whose the channel is: after a PBX restart
 channel names are counted from -00000000 again, so a name we tracked may now be another
 subscriber's caller.
+
+The PBX is reached through gateway.pbx.actions.Pbx (typed actions); every failure there is
+a PbxUnavailable.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from gateway.pbx.client import AmiActionError, AmiUnavailable
+from gateway.pbx.actions import AmiLink, Pbx
+from gateway.pbx.errors import PbxUnavailable
 from models.db import Call, Ddi, Subscriber
 from models.events import CallSnapshot
 from models.vocab import Scenario
@@ -30,11 +34,7 @@ log = logging.getLogger(__name__)
 ASTDB_FAMILY = "frontdesk"
 CALLBACK_CONTEXT = "frontdesk-callback"
 MOVED_CONTEXT = "frontdesk-moved"  # rings the mobile (the extension), then voicemail
-AMI_ERRORS = (AmiUnavailable, AmiActionError)
-
-
-class ActionSender(Protocol):
-    async def send_action(self, action: dict[str, str], timeout: float = 5.0) -> dict[str, str]: ...
+LINKEDID = "CHANNEL(linkedid)"
 
 
 class NoMobileNumber(ValueError):
@@ -60,18 +60,17 @@ def _waiting(call: CallSnapshot) -> bool:
 class Control:
     def __init__(
         self,
-        ami: ActionSender,
+        pbx: Pbx | AmiLink,
         ringing: Callable[[], Iterable[CallSnapshot]] = tuple,
         on_moved: Callable[[str, str], None] = lambda linkedid, number: None,
     ) -> None:
-        self._ami = ami
+        # An AMI link (a test double recording frames) gets the typed actions over it.
+        self._pbx = pbx if isinstance(pbx, Pbx) else Pbx(pbx)
         self._ringing = ringing  # the tracker's calls in progress (live objects)
         self._on_moved = on_moved  # told (linkedid, number) of each call moved to a mobile
 
     async def _db_put(self, key: str, value: str) -> None:
-        await self._ami.send_action(
-            {"Action": "DBPut", "Family": ASTDB_FAMILY, "Key": key, "Val": value}
-        )
+        await self._pbx.db_put(ASTDB_FAMILY, key, value)
 
     async def push_lines(self, subscriber: Subscriber) -> None:
         """Write the subscriber's scenario and forward number for each of its DDIs."""
@@ -99,7 +98,7 @@ class Control:
     async def _restore_lines(self, subscriber: Subscriber) -> None:
         try:
             await self.push_lines(subscriber)
-        except AMI_ERRORS as exc:
+        except PbxUnavailable as exc:
             # Not connected or refused: the next AMI login writes the database's values.
             log.warning("subscriber %s: AstDB not restored yet (%s)", subscriber.id, exc)
 
@@ -162,23 +161,17 @@ class Control:
                 return False
             if not _waiting(call):  # answered or ended while we asked
                 return False
-            redirect = {"Channel": channel, "Context": MOVED_CONTEXT, "Exten": number}
-            await self._ami.send_action({"Action": "Redirect", **redirect, "Priority": "1"})
-        except AMI_ERRORS as exc:
+            await self._pbx.redirect(channel, MOVED_CONTEXT, number)
+        except PbxUnavailable as exc:
             log.warning("call %s could not be moved to %s: %s", linkedid, number, exc)
             return False
         self._on_moved(linkedid, number)
         return True
 
     async def _channel_is(self, channel: str, linkedid: str) -> bool:
-        """Whether the PBX's channel of that name belongs to that call right now."""
-        try:
-            reply = await self._ami.send_action(
-                {"Action": "Getvar", "Channel": channel, "Variable": "CHANNEL(linkedid)"}
-            )
-        except AmiActionError:
-            return False  # "No such channel": the call is gone
-        return reply.get("Value") == linkedid
+        """Whether the PBX's channel of that name belongs to that call right now (a gone
+        channel belongs to none)."""
+        return await self._pbx.getvar(channel, LINKEDID) == linkedid
 
     async def forward_to_mobile(self, subscriber: Subscriber) -> Forwarded:
         """Forward the subscriber's lines to its mobile and move the calls ringing now
@@ -196,16 +189,8 @@ class Control:
         """Ring the subscriber's mobile first, then connect the caller."""
         if not subscriber.mobile:
             raise NoMobileNumber(subscriber.name)
-        await self._ami.send_action(
-            {
-                "Action": "Originate",
-                "Channel": f"Local/{subscriber.mobile}@{CALLBACK_CONTEXT}",
-                "Context": CALLBACK_CONTEXT,
-                "Exten": call.caller_number,
-                "Priority": "1",
-                "CallerID": f'"{subscriber.name}" <{call.ddi}>',
-                "Async": "true",
-            }
+        await self._pbx.originate_callback(
+            subscriber.mobile, call.caller_number, CALLBACK_CONTEXT, subscriber.name, call.ddi
         )
 
     async def reassert_all(self) -> None:

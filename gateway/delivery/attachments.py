@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.media.audio import AudioError, to_mp3, to_ogg_opus
+from models.vocab import Channel
 from notifiers.base import Attachment
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def inline(filename: str, content_type: str, data: bytes) -> dict[str, str]:
 
 
 async def for_channel(channel: str, items: list[dict[str, Any]]) -> tuple[Attachment, ...]:
-    if channel == "sms" or not items:
+    if channel == Channel.SMS or not items:
         return ()
     return tuple(await asyncio.to_thread(_prepare_all, channel, items))
 
@@ -57,7 +58,7 @@ def _prepare(channel: str, item: dict[str, Any]) -> Attachment:
     name, content_type = item["filename"], item["content_type"]
     if content_type == WAV:
         stem = Path(name).stem
-        if channel == "telegram":
+        if channel == Channel.TELEGRAM:
             return Attachment(f"{stem}.ogg", "audio/ogg", to_ogg_opus(data))
         return Attachment(f"{stem}.mp3", "audio/mpeg", to_mp3(data))
     return Attachment(name, content_type, data)

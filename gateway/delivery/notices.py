@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gateway.delivery import message_render  # noqa: F401  registers "message": any process sends it
 from gateway.delivery.quiet_hours import quiet_until
-from gateway.delivery.render import render
+from gateway.delivery.render import RENDERERS, Renderers
 from locales import tr
 from models.db import (
     Delivery,
@@ -33,6 +34,7 @@ from models.db import (
     User,
 )
 from models.settings import RoutingSettings
+from models.vocab import Channel, Language
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +71,11 @@ class _Reach:
 
     def addresses(self, channel: str) -> list[tuple[str, str]]:
         lang = self.subscriber.language
-        if channel == "telegram":
+        if channel == Channel.TELEGRAM:
             return self.chats
-        if channel == "email":
+        if channel == Channel.EMAIL:
             return [(self.subscriber.email, lang)] if self.subscriber.email else []
-        if channel in ("sms", "mms"):
+        if channel in (Channel.SMS, Channel.MMS):
             number = self.subscriber.mobile  # their own phone, never the forward target
             return [(number, lang)] if number else []
         return []
@@ -86,6 +88,7 @@ class Notices:
         settings: RoutingSettings,
         on_new: Callable[[], None] = lambda: None,
         clock: Clock = utcnow,
+        renderers: Renderers = RENDERERS,
     ) -> None:
         # The channels this gateway has notifiers for: a live view, channels join at start-up.
         self.channels = channels
@@ -93,10 +96,12 @@ class Notices:
         self.escalate_after = timedelta(seconds=settings.escalate_after)
         self._on_new = on_new
         self._clock = clock
+        # Each kind's words: filled by the features (gateway/renderers.py loads them all).
+        self._renderers = renderers
 
     # -- creating ----------------------------------------------------------------------
 
-    async def create(self, items: list[NewNotification], route: list[str] | None = None) -> int:
+    async def create(self, items: list[NewNotification], route: Sequence[str] | None = None) -> int:
         """Notifications and their first deliveries, in the caller's transaction, with a
         fixed number of queries for the batch. Returns how many deliveries are due."""
         if not items:
@@ -201,7 +206,9 @@ class Notices:
         urgent = n.urgency is Urgency.URGENT
         rows = []
         for address, lang in reach.addresses(channel):
-            message = render(n.kind, channel, lang, n.payload, urgent=urgent, ref=n.id)
+            message = self._renderers.render(
+                n.kind, channel, lang, n.payload, urgent=urgent, ref=n.id
+            )
             rows.append(
                 Delivery(
                     dedupe_key=f"{n.dedupe_key}:{channel}:{address}",
@@ -236,7 +243,7 @@ class Notices:
         return Delivery(
             dedupe_key=f"{n.dedupe_key}:none",
             kind=n.kind,
-            channel=n.route[0] if n.route else "telegram",
+            channel=n.route[0] if n.route else Channel.TELEGRAM,
             address="",
             subscriber_id=s.id,
             call_id=n.call_id,  # type: ignore[attr-defined]
@@ -329,9 +336,9 @@ class Notices:
             Delivery(
                 dedupe_key=f"{key}:admin:{a.telegram_chat_id}",
                 kind="admin_alert",
-                channel="telegram",
+                channel=Channel.TELEGRAM,
                 address=str(a.telegram_chat_id),
-                text=tr(a.language or "en", "Frontdesk alert: {text}", text=text),
+                text=tr(a.language or Language.EN, "Frontdesk alert: {text}", text=text),
                 status=DeliveryStatus.PENDING,
                 next_attempt_at=now,
             )
@@ -340,7 +347,7 @@ class Notices:
             Delivery(
                 dedupe_key=f"{key}:admin:none",
                 kind="admin_alert",
-                channel="telegram",
+                channel=Channel.TELEGRAM,
                 address="",
                 text=text,
                 status=DeliveryStatus.DEAD,

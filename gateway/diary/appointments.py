@@ -14,7 +14,11 @@ from zoneinfo import ZoneInfo
 import icalendar
 from tortoise.transactions import in_transaction
 
-from models.db import Appointment, Subscriber
+from gateway.delivery.attachments import inline
+from gateway.delivery.notices import NewNotification
+from gateway.diary.render import AppointmentPayload
+from models.db import Appointment, Subscriber, Urgency
+from models.vocab import Kind
 
 # These will become per-subscriber settings; until then every diary is the same.
 DEFAULT_LENGTH = timedelta(minutes=30)
@@ -26,6 +30,7 @@ SEARCH_DAYS = 14  # how many days after the requested one to look for alternativ
 
 UID_DOMAIN = "frontdesk"
 PRODID = "-//Frontdesk//Diary//EN"
+ICS_TYPE = "text/calendar; charset=utf-8; method=PUBLISH"
 
 
 class DiaryError(ValueError):
@@ -287,3 +292,23 @@ async def free_slots(
     busy = await _busy(subscriber, since, since + timedelta(days=SEARCH_DAYS + 1))
     intervals = [(a.starts_at, a.ends_at) for a in busy]
     return _free_slots(max(near, current), length, intervals, zone, current, limit)
+
+
+def confirmation(appointment: Appointment, subscriber: Subscriber) -> NewNotification:
+    """The subscriber's confirmation of a booking, with its .ics invite (one per booking:
+    keyed `appointment:<uid>`). It goes by email, so the invite names them as organiser."""
+    ics = ics_invite(appointment, subscriber, organizer_email=subscriber.email)
+    payload = AppointmentPayload(
+        subscriber=subscriber.name,
+        at=appointment.starts_at,
+        timezone=subscriber.timezone,
+        text=f"{appointment.name} — {appointment.note}".strip(" —"),
+        attachments=(inline("appointment.ics", ICS_TYPE, ics),),
+    )
+    return NewNotification(
+        f"{Kind.APPOINTMENT}:{appointment.uid}",
+        subscriber,
+        Kind.APPOINTMENT,
+        Urgency.NORMAL,
+        payload.to_json(),
+    )

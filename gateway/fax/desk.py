@@ -16,10 +16,11 @@ from tortoise.transactions import in_transaction
 
 from gateway.delivery.attachments import stored
 from gateway.delivery.notices import NewNotification, Notices
-from gateway.delivery.render import FAX
 from gateway.fax.hook import ReceivedFax, digits
+from gateway.fax.render import FaxPayload
 from models.db import Ddi, Subscriber, Urgency
 from models.phone import caller_e164
+from models.vocab import Kind
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class FaxDesk:
 
     async def on_fax(self, fax: ReceivedFax) -> None:
         subscriber = await self._owner(fax.called)
-        key = f"{FAX}:{fax.commid or fax.tiff_path.stem}"
+        key = f"{Kind.FAX}:{fax.commid or fax.tiff_path.stem}"
         if subscriber is None:
             issues = self._issues(fax)
             await self._notices.alert_admins(
@@ -43,27 +44,26 @@ class FaxDesk:
             )
             return
         number = caller_e164(fax.caller, self._region) if digits(fax.caller) else ""
-        payload = {
-            "subscriber": subscriber.name,
-            "caller_number": number or "",
-            "caller_name": fax.caller_name,
-            "contact_name": None,
-            "at": fax.received_at.isoformat(),
-            "timezone": subscriber.timezone,
-            "pages": fax.pages,
-            "complete": fax.complete,
-            "error": fax.error,
-            "unreadable": fax.pdf_path is None,
-            "attachments": (
-                [stored(fax.pdf_path, "application/pdf", f"{fax.tiff_path.stem}.pdf")]
+        payload = FaxPayload(
+            subscriber=subscriber.name,
+            caller_number=number or "",
+            caller_name=fax.caller_name,
+            contact_name=None,
+            at=fax.received_at,
+            timezone=subscriber.timezone,
+            pages=fax.pages,
+            complete=fax.complete,
+            error=fax.error,
+            unreadable=fax.pdf_path is None,
+            attachments=(
+                (stored(fax.pdf_path, "application/pdf", f"{fax.tiff_path.stem}.pdf"),)
                 if fax.pdf_path
-                else []
+                else ()
             ),
-        }
+        )
+        notice = NewNotification(key, subscriber, Kind.FAX, Urgency.NORMAL, payload.to_json())
         async with in_transaction():
-            await self._notices.create(
-                [NewNotification(key, subscriber, FAX, Urgency.NORMAL, payload)]
-            )
+            await self._notices.create([notice])
         issues = self._issues(fax)
         if issues:
             await self._notices.alert_admins(

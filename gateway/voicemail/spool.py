@@ -34,13 +34,14 @@ from tortoise.transactions import in_transaction
 from gateway.calls.router import missed_call_key, missed_call_notice
 from gateway.delivery.attachments import WAV, stored
 from gateway.delivery.notices import NewNotification, Notices
-from gateway.delivery.render import VOICEMAIL
 from gateway.media.audio import AudioError, wav_info
+from gateway.voicemail.render import VoicemailPayload
 from gateway.voicemail.transcription import Transcriber, Transcript
 from models.db import Call, Contact, Ddi, Subscriber, Urgency, Voicemail
 from models.events import CallOutcome, CallStatus
 from models.phone import caller_e164
 from models.settings import VoicemailSettings
+from models.vocab import Kind, Language
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ class VoicemailDesk:
         try:
             line = await self._line(message)
             subscriber = line.subscriber if line else None
-            lang = subscriber.language if subscriber else "en"
+            lang = subscriber.language if subscriber else Language.EN
             archived = await asyncio.to_thread(self._archive, message)
             duration = await self._duration(archived, message)
             if duration < self.settings.min_seconds:
@@ -249,7 +250,7 @@ class VoicemailDesk:
             return 0  # another scan recorded it first
         if subscriber is None:
             await self._notices.alert_admins(
-                f"{VOICEMAIL}:{message.key}",
+                f"{Kind.VOICEMAIL}:{message.key}",
                 f"voicemail in mailbox {message.mailbox}, which no subscriber's DDI uses; "
                 f"kept at {archived}",
             )
@@ -292,27 +293,26 @@ class VoicemailDesk:
         transcript: Transcript,
         duration: float,
     ) -> NewNotification:
-        payload = {
-            "subscriber": subscriber.name,
-            "caller_number": number,
-            "caller_name": message.caller_name,
-            "contact_name": await _contact_name(subscriber, number),
-            "at": message.left_at.isoformat(),
-            "timezone": subscriber.timezone,
-            "duration": duration,
-            "transcript": transcript.text,
-            "transcript_ok": transcript.ok,
-            "sms_chars": self.settings.sms_parts * SMS_CHARS_PER_PART,
-            "attachments": [stored(archived, WAV, "voicemail.wav")],
-        }
-        if call is not None:
-            payload["call_id"] = call.id
+        payload = VoicemailPayload(
+            subscriber=subscriber.name,
+            caller_number=number,
+            caller_name=message.caller_name,
+            contact_name=await _contact_name(subscriber, number),
+            at=message.left_at,
+            timezone=subscriber.timezone,
+            duration=duration,
+            transcript=transcript.text,
+            transcript_ok=transcript.ok,
+            sms_chars=self.settings.sms_parts * SMS_CHARS_PER_PART,
+            attachments=(stored(archived, WAV, "voicemail.wav"),),
+            call_id=call.id if call is not None else None,
+        )
         return NewNotification(
-            dedupe_key=f"{VOICEMAIL}:{message.key}",
+            dedupe_key=f"{Kind.VOICEMAIL}:{message.key}",
             subscriber=subscriber,
-            kind=VOICEMAIL,
+            kind=Kind.VOICEMAIL,
             urgency=Urgency.NORMAL,
-            payload=payload,
+            payload=payload.to_json(),
             call_id=call.id if call else None,
         )
 
@@ -346,7 +346,7 @@ def _safe(key: str) -> str:
 def _message_missed_key(message: SpoolMessage) -> str:
     # No call to tie it to (the gateway was down, or the caller is unknown): the message
     # itself is the missed call, once.
-    return missed_call_key(f"{VOICEMAIL}:{message.key}")
+    return missed_call_key(f"{Kind.VOICEMAIL}:{message.key}")
 
 
 async def _contact_name(subscriber: Subscriber, number: str) -> str | None:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.media.audio import AudioError, to_pcm
 from models.settings import TranscriptionSettings
-from models.vocab import LANGUAGES
+from models.vocab import LANGUAGES, Language
 
 if TYPE_CHECKING:
     from speech_recognition import AudioData
@@ -56,7 +56,7 @@ DETECTED = 0.2
 HINT_WEIGHT = 10.0
 NOTHING_HEARD = "no speech recognised"
 # Without a prompt Whisper often writes Chinese in traditional characters.
-PROMPTS = {"zh": "以下是普通话的句子。"}
+PROMPTS: dict[str, str] = {Language.ZH: "以下是普通话的句子。"}
 # A segment this repetitive is a decoding loop ("μη μη μη ..."), not speech.
 MAX_COMPRESSION_RATIO = 2.4
 
@@ -125,7 +125,7 @@ class Transcriber:
 
         if self.settings.engine == "none":
             return failed("transcription off")
-        if self.settings.engine == "sphinx" and language != "en":
+        if self.settings.engine == "sphinx" and language != Language.EN:
             return failed("sphinx knows only English")
         pool = self._pool
         if pool is None:
@@ -337,9 +337,9 @@ class _Whisper:
 
     def _language(self, samples: Any, hint: str) -> str:
         if not self.multilingual:
-            if hint != "en":
+            if hint != Language.EN:
                 raise TranscriptionError("the Whisper model knows only English")
-            return "en"
+            return Language.EN
         _, _, probabilities = self.model.detect_language(samples)
         return pick_language(hint, probabilities)
 
@@ -365,6 +365,6 @@ class _Sphinx:
         import speech_recognition as sr
 
         try:
-            return sr.Recognizer().recognize_sphinx(audio, language="en-US"), "en"
+            return sr.Recognizer().recognize_sphinx(audio, language="en-US"), Language.EN
         except sr.UnknownValueError:
-            return "", "en"
+            return "", Language.EN

@@ -19,6 +19,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from models.settings import MailInSettings
+from models.vocab import Channel
 from notifiers.base import InboundMessage
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class _Handler:
             return "550 5.6.0 message could not be read"
         sender = sender or (envelope.mail_from or "").lower()
         recipient = envelope.rcpt_tos[0] if envelope.rcpt_tos else ""
-        message = InboundMessage("email", sender, recipient, text, datetime.now(UTC))
+        message = InboundMessage(Channel.EMAIL, sender, recipient, text, datetime.now(UTC))
         try:
             await self._on_inbound(message)
         except Exception:

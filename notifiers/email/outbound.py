@@ -28,6 +28,7 @@ from aiosmtplib import (
 )
 
 from models.settings import ConfigError, SmtpSettings, smtp_cleartext_login
+from models.vocab import Channel
 from notifiers.base import Attachment, OutgoingMessage, PermanentError, Receipt, TransientError
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def classify(exc: Exception) -> TransientError | PermanentError:
 
 
 class EmailNotifier:
-    channel = "email"
+    channel = Channel.EMAIL
 
     def __init__(self, settings: SmtpSettings) -> None:
         if settings.security not in SECURITY_MODES:

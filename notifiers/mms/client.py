@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import aiohttp
 
 from models.settings import MmsSettings
+from models.vocab import Channel
 from notifiers.base import OutgoingMessage, PermanentError, Receipt, TransientError
 from notifiers.mms.mm7 import (
     DeliveryReportReq,
@@ -53,7 +54,7 @@ _TRANSIENT_SERVICE_ERRORS = frozenset({4000, 4005, 4006})
 
 
 class MmsNotifier:
-    channel = "mms"
+    channel = Channel.MMS
     # The outbox keeps the Receipt's message_id so that MM7 delivery reports find the send.
     reports_delivery = True
 

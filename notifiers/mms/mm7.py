@@ -20,6 +20,7 @@ from email.utils import encode_rfc2231
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from models.vocab import Channel
 from notifiers.base import Attachment, DeliveryReport
 
 __all__ = [
@@ -309,7 +310,7 @@ def read_delivery_report(body: bytes, content_type: str) -> DeliveryReportReq:
     report = None
     if mm_status in FINAL_MM_STATUSES:
         report = DeliveryReport(
-            channel="mms",
+            channel=Channel.MMS,
             message_id=message_id,
             delivered=mm_status == "Retrieved",
             detail=mm_status,

@@ -27,6 +27,7 @@ from aiohttp.typedefs import Handler
 
 from models.db import Delivery, DeliveryPart, DeliveryStatus
 from models.settings import MmsSettings, parse_networks
+from models.vocab import Channel
 from notifiers.base import DeliveryReport
 from notifiers.mms.client import (
     DeliveryReportReq,
@@ -126,10 +127,10 @@ async def sent_to(message_id: str, recipient: str) -> bool:
     number = _e164(recipient)
     if number is None:
         return False
-    to_them = Delivery.filter(channel="mms", address=number)
+    to_them = Delivery.filter(channel=Channel.MMS, address=number)
     if await to_them.filter(receipt=message_id).exists():
         return True
-    part = await DeliveryPart.get_or_none(channel="mms", message_id=message_id)
+    part = await DeliveryPart.get_or_none(channel=Channel.MMS, message_id=message_id)
     delivery_id = part.delivery_id if part is not None else None  # type: ignore[attr-defined]
     if delivery_id is not None:
         return await to_them.filter(id=delivery_id).exists()

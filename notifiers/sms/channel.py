@@ -1,13 +1,11 @@
 """SMS over SMPP 3.4 with smpplib: one transceiver bind, a window of submits, receipts, MO.
 
-smpplib is synchronous. Its client gets a reader thread (`listen()`, which also answers
-deliver_sm); the event loop writes, without blocking, everything queued in one turn in
-one send(), under a send lock, with sequence numbers from a locked generator. What the
-reader learns reaches the loop through `call_soon_threadsafe`, a batch per wake-up.
-
-A request's future is registered under its sequence number before the PDU can leave, so
-a fast answer always finds it. The link is kept by a supervisor task: connect and bind,
-enquire_link every `enquire_link_interval`, reconnect with a doubling back-off.
+smpplib's blocking client runs in threads bridged to the event loop by smpp_bridge.py
+(reader thread, non-blocking writes from the loop, requests matched to responses by
+sequence number). This module is what the PDUs mean: the link kept by a supervisor task
+(connect and bind, enquire_link every `enquire_link_interval`, reconnect with a doubling
+back-off), submits through a window with throttling, receipts and MO text stored before
+they are acknowledged.
 """
 
 from __future__ import annotations
@@ -20,15 +18,11 @@ import functools
 import logging
 import re
 import secrets
-import socket
-import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
-import smpplib.client
-import smpplib.exceptions
 import smpplib.smpp
 
 from models.settings import ConfigError, SmppSettings
@@ -43,10 +37,9 @@ from notifiers.base import (
     TransientError,
 )
 from notifiers.sms import text as sms_text
+from notifiers.sms.smpp_bridge import WIRE_LOGGER, Link, LoopCalls, SmppClient, open_link
 
 log = logging.getLogger(__name__)
-# smpplib logs every PDU in hex at DEBUG, the bind with our password in it: keep it quiet.
-WIRE_LOGGER = "notifiers.sms.channel.wire"
 
 ESME_ROK = 0x00
 ESME_RX_T_APPN = 0x64  # our deliver_sm_resp when we could not take a PDU: SMSC retries
@@ -85,8 +78,6 @@ _LOCAL_TONS = frozenset({2, 4, 5, 6})  # national, subscriber, alphanumeric, abb
 _RECEIPT_TEXT = re.compile(rb"^id:(?P<id>\S+) .*?\bstat:(?P<stat>[A-Z]+)", re.DOTALL)
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _T = TypeVar("_T")
-_MAX_UNREADABLE = 5  # PDUs in a row smpplib cannot parse before we suspect lost framing
-_READ_BUFFER = 65536
 _FIELD_LIMITS = {"system_id": 15, "password": 8, "system_type": 12, "source_addr": 20}
 _UNSTORED_MAX = 64  # concatenated MO texts kept for their redelivered last part
 _Answer = Callable[[int], None]  # sends our deliver_sm_resp with this status
@@ -106,254 +97,16 @@ def normalise_message_id(raw: bytes | str | None) -> str:
     return text.lstrip("0") or ("0" if text else "")
 
 
-# -- smpplib, made safe for two threads ----------------------------------------------------
-
-
-class _LockedSequence(smpplib.client.SimpleSequenceGenerator):
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-
-    def next_sequence(self) -> int:
-        with self._lock:
-            return int(super().next_sequence())
-
-
-class _Client(smpplib.client.Client):
-    """smpplib's client shared by the event loop and a reader thread.
-
-    Writes hold the send lock. During the bind they go straight out (smpplib's own way);
-    once `write_through` is given a `_LoopWriter`, every PDU is encoded by its sender and
-    written by the loop, the reader's deliver_sm_resp handed over through `_LoopCalls`.
-    Responses go to `on_response`, on the reader thread.
-    """
-
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        super().__init__(
-            host,
-            port,
-            timeout=timeout,
-            sequence_generator=_LockedSequence(),
-            logger_name=WIRE_LOGGER,
-            allow_unknown_opt_params=True,
-        )
-        self.send_lock = threading.Lock()
-        self.on_response: Callable[[Any], object] | None = None
-        self.unreadable = 0  # PDUs in a row that did not parse
-        self._rfile: BinaryIO | None = None
-        self._writer: _LoopWriter | None = None
-        self._calls: _LoopCalls | None = None
-        self._loop_thread = 0
-
-    def write_through(self, writer: _LoopWriter, calls: _LoopCalls) -> None:
-        """From now on PDUs leave through the loop's writer (call it on the loop)."""
-        self._writer, self._calls = writer, calls
-        self._loop_thread = threading.get_ident()
-
-    def send_pdu(self, p: Any) -> bool:
-        if self._writer is None or self._calls is None:
-            with self.send_lock:
-                return bool(super().send_pdu(p))
-        if threading.get_ident() == self._loop_thread:
-            self._writer.write(p.generate())
-        else:
-            self._calls.call(self._writer.write, p.generate())
-        return True
-
-    def _message_received(self, pdu: Any) -> None:
-        # smpplib answers every deliver_sm as soon as its handler returns; a None from ours
-        # means "answered later", once what the PDU carries is stored.
-        status = self.message_received_handler(pdu=pdu)
-        if status is not None:
-            self.answer_deliver(pdu.sequence, status)
-
-    def answer_deliver(self, sequence: int, status: int) -> None:
-        answer = smpplib.smpp.make_pdu("deliver_sm_resp", client=self, status=status)
-        answer.sequence = sequence
-        self.send_pdu(answer)
-
-    def read_pdu(self) -> Any:
-        pdu = super().read_pdu()
-        self.unreadable = 0
-        if pdu.is_response():
-            if self.on_response is not None:
-                self.on_response(pdu)
-        elif pdu.command == "unbind":  # the SMSC is leaving; smpplib would not answer
-            answer = smpplib.smpp.make_pdu("unbind_resp", client=self)
-            answer.sequence = pdu.sequence
-            self.send_pdu(answer)
-        return pdu
-
-    def set_nodelay(self) -> None:
-        # smpplib never does: Nagle + delayed ACK hold each small PDU back ~40 ms.
-        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def block_reads(self) -> None:
-        # The reader waits for the next PDU however long; a timeout mid-PDU would lose it.
-        # Buffered: one recv() takes many PDUs under load, not two per PDU.
-        self._socket.settimeout(None)
-        self._rfile = self._socket.makefile("rb", buffering=_READ_BUFFER)
-
-    def _recv_exact(self, exact_size: int) -> bytes:
-        if self._rfile is None:  # binding: smpplib's own reads
-            return bytes(super()._recv_exact(exact_size))
-        try:
-            data = self._rfile.read(exact_size)
-        except (OSError, ValueError) as exc:  # ValueError: the file was closed
-            raise smpplib.exceptions.ConnectionError() from exc
-        if len(data) < exact_size:
-            raise smpplib.exceptions.ConnectionError()
-        return bytes(data)
-
-    @property
-    def socket(self) -> socket.socket:
-        return self._socket
-
-    def shutdown(self) -> None:
-        """Wake the reader out of recv(): it sees the end of the stream."""
-        with contextlib.suppress(OSError, AttributeError):
-            self._socket.shutdown(socket.SHUT_RDWR)
-
-    def disconnect(self) -> None:
-        if self._rfile is not None:  # it holds the socket open too
-            self._rfile.close()
-            self._rfile = None
-        super().disconnect()
-
-
-class _LoopWriter:
-    """Writes encoded PDUs from the event loop without blocking it: what is queued in one
-    turn of the loop leaves in one send(), and what the socket cannot take yet waits for
-    it to become writable."""
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        sock: socket.socket,
-        lock: threading.Lock,
-        on_error: Callable[[], object],
-    ) -> None:
-        self._loop = loop
-        self._sock = sock
-        self._fd = sock.fileno()
-        self._lock = lock
-        self._on_error = on_error
-        self._buffer = bytearray()
-        self._flush_soon = False
-        self._watching = False  # waiting for the socket to drain
-        self._closed = False
-
-    def write(self, data: bytes) -> None:
-        if self._closed:
-            return
-        self._buffer += data
-        if not self._flush_soon and not self._watching:
-            self._flush_soon = True
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_soon = False
-        if self._closed or not self._buffer:
-            return
-        try:
-            with self._lock:  # never contended: the bind that also takes it is over
-                sent = self._sock.send(self._buffer, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            self.close()
-            self._on_error()
-            return
-        del self._buffer[:sent]
-        if self._buffer and not self._watching:
-            self._loop.add_writer(self._fd, self._flush)
-            self._watching = True
-        elif not self._buffer and self._watching:
-            self._loop.remove_writer(self._fd)
-            self._watching = False
-
-    def close(self) -> None:
-        """Stop writing; call before the socket closes (its fd may be reused)."""
-        self._closed = True
-        if self._watching:
-            self._loop.remove_writer(self._fd)
-            self._watching = False
-
-
-class _LoopCalls:
-    """Calls made on a thread, run on the event loop in order, with one wake-up of the
-    loop per batch rather than one per call: under load the reader hands over many
-    responses per wake-up."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._lock = threading.Lock()
-        self._calls: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
-        self._scheduled = False
-
-    def call(self, callback: Callable[..., object], *args: Any) -> bool:
-        """Queue callback(*args) for the loop; False when the loop is gone."""
-        with self._lock:
-            self._calls.append((callback, args))
-            if self._scheduled:
-                return True
-            self._scheduled = True
-        try:
-            self._loop.call_soon_threadsafe(self._run)
-        except RuntimeError:  # loop closed: the process is going down
-            return False
-        return True
-
-    def _run(self) -> None:
-        with self._lock:
-            calls, self._calls = self._calls, []
-            self._scheduled = False
-        for callback, args in calls:
-            try:
-                callback(*args)
-            except Exception:
-                log.exception("sms: handling what the SMSC sent failed")
-
-
-@dataclass(frozen=True)
-class _Response:
-    status: int
-    message_id: str
-
-
-class _Link:
-    """One connection and bind: the client, its threads, our requests in flight."""
-
-    def __init__(self, client: _Client) -> None:
-        self.client = client
-        self.pending: dict[int, asyncio.Future[_Response]] = {}
-        self.lost = asyncio.Event()
-        self.reader: threading.Thread | None = None
-        self.writer: _LoopWriter | None = None
-        self.prototype: Any = None  # a submit_sm with our source address and flags
-
-    def submit_sm(self, destination: str, part: sms_text.SmsPart) -> Any:
-        """A submit_sm for this part, with a fresh sequence number. Copied from the
-        prototype: smpplib's constructor walks all 45 fields twice, ~20 µs a PDU."""
-        pdu = copy.copy(self.prototype)
-        pdu.sequence = self.client.next_sequence()
-        pdu.destination_addr = destination
-        pdu.esm_class = part.esm_class
-        pdu.data_coding = part.data_coding
-        pdu.short_message = part.short_message
-        return pdu
-
-    def resolve(self, sequence: int, status: int, message_id: str) -> None:
-        future = self.pending.pop(sequence, None)
-        if future is not None and not future.done():
-            future.set_result(_Response(status, message_id))
-
-    def fail(self, reason: str) -> None:
-        self.lost.set()
-        pending, self.pending = self.pending, {}
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(TransientError(reason))
+def _submit_sm(link: Link, destination: str, part: sms_text.SmsPart) -> Any:
+    """A submit_sm for this part, with a fresh sequence number. Copied from the link's
+    prototype: smpplib's constructor walks all 45 fields twice, ~20 µs a PDU."""
+    pdu = copy.copy(link.prototype)
+    pdu.sequence = link.client.next_sequence()
+    pdu.destination_addr = destination
+    pdu.esm_class = part.esm_class
+    pdu.data_coding = part.data_coding
+    pdu.short_message = part.short_message
+    return pdu
 
 
 # -- what the SMSC delivers ----------------------------------------------------------------
@@ -470,13 +223,13 @@ class SmsNotifier:
         self._reassembler = sms_text.Reassembler()
         # Concatenated MO texts whose storing failed, by (source, destination, ref, total).
         self._unstored: dict[_Group, str] = {}
-        self._link: _Link | None = None
+        self._link: Link | None = None
         self._bound = asyncio.Event()
         self._attempted = asyncio.Event()  # the first connect/bind attempt is over
         self._supervisor: asyncio.Task[None] | None = None
         self._sink_tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._calls: _LoopCalls | None = None
+        self._calls: LoopCalls | None = None
         self._context = contextvars.copy_context()
         logging.getLogger(WIRE_LOGGER).setLevel(logging.ERROR)
 
@@ -501,7 +254,7 @@ class SmsNotifier:
             raise ValueError("smpp.host is empty: the SMS channel is off")
         self._loop = asyncio.get_running_loop()
         self._context = contextvars.copy_context()
-        self._calls = _LoopCalls(self._loop)
+        self._calls = LoopCalls(self._loop)
         self._attempted.clear()
         self._supervisor = self._loop.create_task(self._supervise(), name="smpp-supervisor")
         await self._attempted.wait()
@@ -538,7 +291,7 @@ class SmsNotifier:
             await asyncio.sleep(delay)
             delay = min(delay * 2, s.reconnect_max)
 
-    async def _hold(self, link: _Link) -> None:
+    async def _hold(self, link: Link) -> None:
         """Use the link until it is lost (or we stop), then close it."""
         s = self._settings
         log.info("sms: bound to %s:%s as %s", s.host, s.port, s.system_id)
@@ -554,69 +307,13 @@ class SmsNotifier:
             self._bound.clear()
             await self._close(link)
 
-    async def _open(self) -> _Link:
-        assert self._loop is not None and self._calls is not None
-        calls = self._calls
-        connecting = self._loop.run_in_executor(None, self._connect_and_bind)
-        try:
-            client = await asyncio.shield(connecting)
-        except asyncio.CancelledError:  # stopping: close it whenever the thread is done
-            connecting.add_done_callback(_close_once_connected)
-            raise
-        link = _Link(client)
-        link.prototype = self._submit_prototype(client)
-        client.on_response = lambda pdu: calls.call(link.resolve, *_summary(pdu))
-        client.set_message_received_handler(functools.partial(self._on_deliver, client=client))
-        client.set_message_sent_handler(lambda pdu: None)  # answered through on_response
-        client.set_error_pdu_handler(lambda pdu: None)  # ... errors too, with their status
-        link.writer = _LoopWriter(
-            self._loop, client.socket, client.send_lock, lambda: link.fail("write failed")
-        )
-        client.write_through(link.writer, calls)
-        link.reader = threading.Thread(
-            target=self._read_until_closed, args=(link,), name="smpp-reader", daemon=True
-        )
-        link.reader.start()
+    async def _open(self) -> Link:
+        assert self._calls is not None
+        link = await open_link(self._settings, self._calls, self._on_deliver)
+        link.prototype = self._submit_prototype(link.client)
         return link
 
-    def _connect_and_bind(self) -> _Client:
-        """Blocking: runs in a worker thread."""
-        s = self._settings
-        client = _Client(s.host, s.port, timeout=s.response_timeout)
-        try:
-            client.connect()
-            client.set_nodelay()
-            client.bind_transceiver(
-                system_id=s.system_id, password=s.password, system_type=s.system_type
-            )
-            client.block_reads()
-        except smpplib.exceptions.PDUError as exc:
-            client.disconnect()
-            status = exc.args[1] if len(exc.args) > 1 else -1
-            raise ConnectionError(f"bind refused, command_status 0x{status:02X}") from None
-        except BaseException:
-            client.disconnect()
-            raise
-        return client
-
-    def _read_until_closed(self, link: _Link) -> None:
-        """The reader thread: smpplib's listen() until the connection ends."""
-        reason = "link to the SMSC lost"
-        while True:
-            try:
-                link.client.listen(auto_send_enquire_link=False)
-            except (smpplib.exceptions.ConnectionError, OSError):
-                break
-            except Exception:  # smpplib could not parse a PDU; it was read whole
-                link.client.unreadable += 1
-                log.exception("sms: unreadable PDU from the SMSC, skipped")
-                if link.client.unreadable >= _MAX_UNREADABLE:
-                    reason = "SMSC stream unreadable"
-                    break
-        assert self._calls is not None
-        self._calls.call(link.fail, reason)
-
-    async def _keep_alive(self, link: _Link) -> None:
+    async def _keep_alive(self, link: Link) -> None:
         s = self._settings
         while True:
             with contextlib.suppress(TimeoutError):
@@ -624,47 +321,17 @@ class SmsNotifier:
                     await link.lost.wait()
                 log.warning("sms: link to %s:%s lost", s.host, s.port)
                 return
-            enquire = smpplib.smpp.make_pdu("enquire_link", client=link.client)
             try:
-                await self._request(link, enquire, s.response_timeout)
+                await link.enquire_link(s.response_timeout)
             except TransientError as exc:
                 log.warning("sms: enquire_link failed (%s); reconnecting", exc)
                 return
 
-    async def _close(self, link: _Link) -> None:
-        try:
-            if not link.lost.is_set():
-                with contextlib.suppress(TransientError):
-                    unbind = smpplib.smpp.make_pdu("unbind", client=link.client)
-                    await self._request(link, unbind, min(self._settings.response_timeout, 2.0))
-        finally:
-            # The reader owns the socket's read side: wake it, let it finish, then close.
-            if link.writer is not None:
-                link.writer.close()
-            link.client.shutdown()
-            if link.reader is not None:
-                await asyncio.to_thread(link.reader.join, self._settings.response_timeout)
-            link.fail("link to the SMSC closed")
-            _disconnect_quietly(link.client)
+    async def _close(self, link: Link) -> None:
+        timeout = self._settings.response_timeout
+        await link.close(unbind_timeout=min(timeout, 2.0), join_timeout=timeout)
 
     # -- requests --------------------------------------------------------------------------
-
-    async def _request(self, link: _Link, pdu: Any, timeout: float) -> _Response:
-        """Send a request PDU and wait for its response; TransientError on timeout or when
-        the link goes."""
-        assert self._loop is not None
-        if link.lost.is_set():
-            raise TransientError("sms: link to the SMSC lost")
-        future: asyncio.Future[_Response] = self._loop.create_future()
-        link.pending[pdu.sequence] = future  # before the PDU leaves: the answer can be fast
-        try:
-            link.client.send_pdu(pdu)  # written by the loop once this turn is over
-            async with asyncio.timeout(timeout):
-                return await future
-        except TimeoutError:
-            raise TransientError(f"sms: no {pdu.command}_resp within {timeout}s") from None
-        finally:
-            link.pending.pop(pdu.sequence, None)
 
     async def send(self, message: OutgoingMessage) -> Receipt:
         destination = message.address.strip()
@@ -710,11 +377,11 @@ class SmsNotifier:
                 if link is None:
                     raise TransientError("sms: not bound to the SMSC")
                 sent_at = self._loop.time()
-                submit_sm = link.submit_sm(destination, part)
-                response = await self._request(link, submit_sm, s.response_timeout)
+                submit_sm = _submit_sm(link, destination, part)
+                response = await link.request(submit_sm, s.response_timeout)
             if response.status == ESME_ROK:
                 self._throttle.accepted(sent_at)
-                return response.message_id
+                return normalise_message_id(response.message_id)
             if response.status not in THROTTLING:
                 raise _submit_error(response.status)
             now = self._loop.time()
@@ -723,8 +390,8 @@ class SmsNotifier:
             if now + pause - refused_since > s.response_timeout:
                 raise TransientError("sms: the SMSC keeps throttling us", retry_after=pause)
 
-    def _submit_prototype(self, client: _Client) -> Any:
-        """A submit_sm with the fields every part shares, for `_Link.submit_sm` to copy."""
+    def _submit_prototype(self, client: SmppClient) -> Any:
+        """A submit_sm with the fields every part shares, for `_submit_sm` to copy."""
         s = self._settings
         source = s.source_addr.removeprefix("+") if s.source_ton == TON_INTERNATIONAL else ""
         prototype = smpplib.smpp.make_pdu(
@@ -745,7 +412,7 @@ class SmsNotifier:
 
     # -- from the reader thread ------------------------------------------------------------
 
-    def _on_deliver(self, pdu: Any, client: _Client, **_: Any) -> int | None:
+    def _on_deliver(self, pdu: Any, client: SmppClient, **_: Any) -> int | None:
         """smpplib's deliver_sm handler, on the reader thread; our deliver_sm_resp status,
         or None for a receipt or MO text: answered once stored (`_store_then_answer`,
         `_report_then_answer`), so a crash before that makes the SMSC deliver it again."""
@@ -847,21 +514,7 @@ async def _call(sink: Callable[[_T], Awaitable[None]], item: _T) -> None:
     await sink(item)
 
 
-def _summary(pdu: Any) -> tuple[int, int, str]:
-    return pdu.sequence, pdu.status, normalise_message_id(getattr(pdu, "message_id", None))
-
-
 def _submit_error(status: int) -> Exception:
     if status in PERMANENT:
         return PermanentError(f"sms: {PERMANENT[status]} (command_status 0x{status:02X})")
     return TransientError(f"sms: submit_sm refused, command_status 0x{status:02X}")
-
-
-def _close_once_connected(connecting: asyncio.Future[_Client]) -> None:
-    if not connecting.cancelled() and connecting.exception() is None:
-        _disconnect_quietly(connecting.result())
-
-
-def _disconnect_quietly(client: _Client) -> None:
-    with contextlib.suppress(Exception):
-        client.disconnect()

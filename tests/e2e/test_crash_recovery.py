@@ -8,17 +8,15 @@ flight), the process is killed, and a fresh process must deliver it exactly once
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import sys
 from pathlib import Path
 
 from sandbox.ami_server import AmiServer
 from sandbox.call_scripts import CallFactory
 from sandbox.telegram_api import BotApiServer, Call
+from tests.stack import environment, run_main, sandbox_config, start_main
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "654321:CRASH-token"
 SECRET = "crash-secret"
 CHAT = 777
@@ -26,61 +24,18 @@ DDI = "2100009"
 WAIT = 20.0
 
 
-def _config(tmp: Path, ami: AmiServer, bot: BotApiServer) -> Path:
-    path = tmp / "frontdesk.toml"
-    path.write_text(
-        f"""
-[database]
-url = "sqlite://{tmp / "crash.sqlite3"}"
-[ami]
-port = {ami.port}
-reconnect_min = 0.05
-[telegram]
-base_url = "{bot.base_url}"
-base_file_url = "{bot.base_file_url}"
-poll_timeout = 1.0
-[http]
-port = 0
-[outbox]
-lease_seconds = 1.0
-idle_poll = 0.2
-""",
-        "utf-8",
-    )
-    return path
-
-
 def _env() -> dict[str, str]:
     # Secrets by environment, as operators are told to do.
-    return {
-        **os.environ,
-        "FRONTDESK__AMI__SECRET": SECRET,
-        "FRONTDESK__TELEGRAM__TOKEN": TOKEN,
-    }
+    return environment(FRONTDESK__AMI__SECRET=SECRET, FRONTDESK__TELEGRAM__TOKEN=TOKEN)
 
 
 async def _cli(config: Path, *args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "main.py",
-        *args,
-        "-c",
-        str(config),
-        cwd=ROOT,
-        env=_env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    return out.decode()
+    return await run_main(*args, "-c", str(config), env=_env())
 
 
 async def _start_gateway(config: Path, log: Path) -> asyncio.subprocess.Process:
     with log.open("ab") as sink:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "main.py", "run", "-c", str(config), cwd=ROOT, env=_env(), stderr=sink
-        )
+        return await start_main("run", "-c", str(config), env=_env(), stderr=sink)
 
 
 def _is_missed_call(call: Call) -> bool:
@@ -94,7 +49,7 @@ def _is_missed_call(call: Call) -> bool:
 async def test_sigkill_between_claim_and_send_then_restart_delivers_once(tmp_path: Path) -> None:
     log = tmp_path / "gateway.log"
     async with AmiServer(secret=SECRET) as ami, BotApiServer(TOKEN) as bot:
-        config = _config(tmp_path, ami, bot)
+        config = sandbox_config(tmp_path, ami, bot, tmp_path / "crash.sqlite3")
         added = await _cli(
             config, "subscriber", "add", "--name", "Γραφείο Κ.", "--ddi", DDI, "--language", "el"
         )

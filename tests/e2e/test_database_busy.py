@@ -13,8 +13,11 @@ from pathlib import Path
 
 from sandbox.ami_server import AmiServer
 from sandbox.telegram_api import BotApiServer
-from tests.e2e.test_crash_recovery import ROOT, SECRET, TOKEN, _cli, _start_gateway
-from tests.e2e.test_crash_recovery import _config as gateway_config
+from tests.stack import environment, run_main, sandbox_config, start_main
+
+TOKEN = "654321:BUSY-token"
+SECRET = "busy-secret"
+ENV = environment(FRONTDESK__AMI__SECRET=SECRET, FRONTDESK__TELEGRAM__TOKEN=TOKEN)
 
 WAIT = 60.0
 # A second process takes the database for itself until told (a line on stdin) to let go.
@@ -65,20 +68,15 @@ async def _release(locker: asyncio.subprocess.Process) -> None:
 
 
 async def _message(config: Path, *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "main.py",
-        "message",
-        "1",
-        "--text",
-        "Call back Ms Papadopoulou",
-        *args,
-        "-c",
-        str(config),
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    pipe = asyncio.subprocess.PIPE
+    text = "Call back Ms Papadopoulou"
+    return await start_main(
+        "message", "1", "--text", text, *args, "-c", str(config), env=ENV, stdout=pipe, stderr=pipe
     )
+
+
+async def _cli(config: Path, *args: str) -> str:
+    return await run_main(*args, "-c", str(config), env=ENV)
 
 
 async def _stderr_until(proc: asyncio.subprocess.Process, pattern: str) -> str:
@@ -134,9 +132,10 @@ async def test_fifty_concurrent_messages_against_a_running_gateway_all_queue(
     tmp_path: Path,
 ) -> None:
     async with AmiServer(secret=SECRET) as ami, BotApiServer(TOKEN) as bot:
-        config = gateway_config(tmp_path, ami, bot)
+        config = sandbox_config(tmp_path, ami, bot, tmp_path / "gateway.sqlite3")
         await _cli(config, "subscriber", "add", "--name", "Γραφείο Κ.", "--ddi", "2100009")
-        gateway = await _start_gateway(config, tmp_path / "gateway.log")
+        with (tmp_path / "gateway.log").open("ab") as log:
+            gateway = await start_main("run", "-c", str(config), env=ENV, stderr=log)
         try:
             await ami.wait_logged_in(1, timeout=WAIT)  # running: its loops use the database
             procs = [await _message(config) for _ in range(50)]
@@ -148,4 +147,4 @@ async def test_fifty_concurrent_messages_against_a_running_gateway_all_queue(
     assert errors == []
     assert all(b"queued" in out for out, _ in results)
     assert not any(b"Traceback" in err for _, err in results)
-    assert _messages(tmp_path / "crash.sqlite3") == 50
+    assert _messages(tmp_path / "gateway.sqlite3") == 50

@@ -12,21 +12,18 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
 from bot.runtime import Runtime
 from gateway.control import admin
 from gateway.supervise import LoopState
-from models.database import migrate
 from models.db import Role, User
 from models.settings import with_section
 from sandbox.ami_server import AmiServer
 from sandbox.call_scripts import CallFactory
 from sandbox.telegram_api import BotApiServer, Call
-from tests.stack import sandbox_settings
+from tests.stack import LoopStates, health, running, sandbox_settings
 
 TOKEN = "135790:LOCK-token"
 CHAT = 4242
@@ -46,34 +43,12 @@ db.execute("COMMIT")
 """
 
 
-class LoopStates:
-    def __init__(self, runtime: Runtime) -> None:
-        self.seen: list[tuple[str, LoopState]] = []
-        self._changed = asyncio.Event()
-        runtime.gateway.supervisor.observers.append(self._observe)
-
-    def _observe(self, name: str, state: LoopState) -> None:
-        self.seen.append((name, state))
-        self._changed.set()
-
-    async def first(self, state: LoopState) -> str:
-        """The name of the first loop seen in `state`."""
-        async with asyncio.timeout(WAIT):
-            while not (names := [n for n, s in self.seen if s is state]):
-                self._changed.clear()
-                await self._changed.wait()
-        return names[0]
-
-
 @pytest.fixture
 async def office(tmp_path: Path) -> AsyncIterator[tuple[AmiServer, BotApiServer, Runtime]]:
     async with AmiServer(secret="s") as ami, BotApiServer(TOKEN) as bot:
         s = sandbox_settings(tmp_path / "lock.sqlite3", ami, bot, TOKEN)
         s = with_section(s, "outbox", retry_initial=0.2, retry_max=1.0)
-        await migrate(s.database.url)
-        runtime = Runtime(s)
-        await runtime.start()
-        try:
+        async with running(s) as runtime:
             created = await admin.add_subscriber(
                 name="Office", ddis=[DDI], language="en", timezone="Europe/Athens"
             )
@@ -86,14 +61,10 @@ async def office(tmp_path: Path) -> AsyncIterator[tuple[AmiServer, BotApiServer,
             )
             await ami.wait_logged_in(1, timeout=WAIT)
             yield ami, bot, runtime
-        finally:
-            await runtime.stop()
 
 
-async def _health(runtime: Runtime) -> tuple[int, dict[str, Any]]:
-    url = f"http://127.0.0.1:{runtime.gateway.http_port}/healthz"
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
-        return response.status, await response.json()
+def _healthz(runtime: Runtime) -> str:
+    return f"http://127.0.0.1:{runtime.gateway.http_port}/healthz"
 
 
 def _missed_call(call: Call) -> bool:
@@ -108,7 +79,7 @@ async def test_a_second_writer_holding_the_lock_delays_but_loses_nothing(
     office: tuple[AmiServer, BotApiServer, Runtime], tmp_path: Path
 ) -> None:
     ami, bot, runtime = office
-    loops = LoopStates(runtime)
+    loops = LoopStates(runtime.gateway.supervisor)
     outbox_task = runtime.gateway.supervisor.task("outbox")
     locker = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -127,8 +98,8 @@ async def test_a_second_writer_holding_the_lock_delays_but_loses_nothing(
 
         # While the lock is held, routing and claiming fail (each after the busy timeout)
         # and are retried; /healthz names the loop that is failing.
-        failing = await loops.first(LoopState.FAILING)
-        status, body = await _health(runtime)
+        failing = await loops.first(LoopState.FAILING, WAIT)
+        status, body = await health(_healthz(runtime))
         assert status == 503 and body["ok"] is False
         assert body["loops"][failing] == "failing", body
         assert not any(_missed_call(c) for c in bot.sent)
@@ -138,7 +109,7 @@ async def test_a_second_writer_holding_the_lock_delays_but_loses_nothing(
 
     # The lock is gone: every call is routed and told, once; no loop ever died.
     await bot.wait_until(lambda: sum(map(_missed_call, bot.sent)) >= CALLS, WAIT, "the calls")
-    status, body = await _health(runtime)
+    status, body = await health(_healthz(runtime))
     assert status == 200 and body["ok"], body
     assert set(body["loops"].values()) == {"running"}
     assert set(body["loop_restarts"].values()) == {0}

@@ -1,5 +1,5 @@
 """Reconciliation after an AMI login: the tracker against what the PBX lists, and the AMI
-client's list action and FullyBooted reading against the sandbox Asterisk."""
+client's list action, FullyBooted reading and typed actions against the sandbox Asterisk."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from dataclasses import replace
 import pytest
 
 from gateway.calls.tracker import CallTracker
-from gateway.pbx.client import AmiActionError, AmiClient
+from gateway.pbx import actions
+from gateway.pbx.actions import Pbx
+from gateway.pbx.client import AmiClient
+from gateway.pbx.errors import PbxUnavailable
 from gateway.pbx.translate import AmiTranslator, live_calls
 from models.events import (
     CallOutcome,
@@ -257,13 +260,13 @@ async def test_send_list_action_returns_every_row_though_they_carry_our_actionid
     pbx: tuple[AmiServer, AmiClient, asyncio.Queue[None]],
 ) -> None:
     ami, client, _ = pbx
-    assert await client.send_list_action({"Action": "CoreShowChannels"}) == []
+    assert await client.send_list_action(actions.core_show_channels()) == []
     frames = ringing_call(CallFactory())
     await ami.play(frames)
-    listed = await client.send_list_action({"Action": "CoreShowChannels"})
+    listed = await client.send_list_action(actions.core_show_channels())
     assert [r["Event"] for r in listed] == ["CoreShowChannel"] * 3
-    assert live_calls(listed) == rows(frames)
-    with pytest.raises(AmiActionError, match="unknown command"):
+    assert live_calls(listed) == rows(frames) == await Pbx(client).live_calls()
+    with pytest.raises(PbxUnavailable, match="unknown command"):
         await client.send_list_action({"Action": "NoSuchList"})
 
 
@@ -281,3 +284,59 @@ async def test_fully_booted_tells_a_restart_from_a_reconnect(
     await asyncio.wait_for(logins.get(), WAIT)
     restarted = await client.pbx_run(WAIT)
     assert restarted is not None and restarted.restarted is True and restarted.uptime < 60
+
+
+async def test_the_typed_actions_on_the_wire_and_their_answers(
+    pbx: tuple[AmiServer, AmiClient, asyncio.Queue[None]],
+) -> None:
+    ami, client, _ = pbx
+    line = Pbx(client)
+    sent_before = len(ami.actions)
+    await line.db_put("frontdesk", "scenario/2100001", "Μαρία")
+    assert ami.astdb["frontdesk/scenario/2100001"] == "Μαρία"
+    assert await line.db_get("frontdesk", "scenario/2100001") == "Μαρία"
+    assert await line.db_get("frontdesk", "nothing/here") is None
+
+    frames = ringing_call(CallFactory())
+    await ami.play(frames)
+    caller = next(f for f in frames if f["Event"] == "Newchannel")
+    assert await line.getvar(caller["Channel"], "CHANNEL(linkedid)") == caller["Linkedid"]
+    assert await line.getvar("PJSIP/pstn-0000ffff", "CHANNEL(linkedid)") is None
+    await line.redirect(caller["Channel"], "frontdesk-moved", "+306944000001")
+    with pytest.raises(PbxUnavailable, match="Redirect: Channel does not exist"):
+        await line.redirect("PJSIP/pstn-0000ffff", "frontdesk-moved", "+306944000001")
+    await line.originate_callback(
+        "+306944000001", "+302101234567", "frontdesk-callback", "Dr A", "2100001"
+    )
+
+    sent = [{k: v for k, v in a.items() if k != "ActionID"} for a in ami.actions[sent_before:]]
+    assert [a["Action"] for a in sent] == [
+        "DBPut",
+        "DBGet",
+        "DBGet",
+        "Getvar",
+        "Getvar",
+        "Redirect",
+        "Redirect",
+        "Originate",
+    ]
+    assert sent[5] == actions.redirect(caller["Channel"], "frontdesk-moved", "+306944000001")
+    assert sent[-1] == {
+        "Action": "Originate",
+        "Channel": "Local/+306944000001@frontdesk-callback",
+        "Context": "frontdesk-callback",
+        "Exten": "+302101234567",
+        "Priority": "1",
+        "CallerID": '"Dr A" <2100001>',
+        "Async": "true",
+    }
+
+
+async def test_nothing_is_sent_while_not_connected(
+    pbx: tuple[AmiServer, AmiClient, asyncio.Queue[None]],
+) -> None:
+    ami, client, _ = pbx
+    await client.stop()
+    with pytest.raises(PbxUnavailable, match="AMI not connected; DBPut not sent"):
+        await Pbx(client).db_put("frontdesk", "scenario/2100001", "closed")
+    assert [a["Action"] for a in ami.actions][-1] == "Logoff"

@@ -16,9 +16,10 @@ from tortoise.transactions import in_transaction
 
 from gateway.control import admin
 from gateway.delivery.notices import NewNotification
-from gateway.delivery.render import MESSAGE, render
+from gateway.delivery.render import render
 from models.db import DeliveryStatus, Subscriber, Urgency
 from models.settings import ConfigError, SmppSettings
+from models.vocab import Kind
 from notifiers.base import (
     DeliveryReport,
     InboundMessage,
@@ -439,7 +440,7 @@ async def test_a_160_character_english_message_with_its_header_is_one_gsm_part(
     """SMSC side: Babel's U+202F in the time no longer turns the SMS into three UCS-2 parts."""
     sid = peers.subscriber_id
     await Subscriber.filter(id=sid).update(language="en", name="Dr Example")
-    await admin.set_route(sid, MESSAGE, Urgency.NORMAL, ["sms"])
+    await admin.set_route(sid, Kind.MESSAGE, Urgency.NORMAL, ["sms"])
     payload = {
         "subscriber": "Dr Example",
         "caller_number": "+302101234567",
@@ -449,14 +450,16 @@ async def test_a_160_character_english_message_with_its_header_is_one_gsm_part(
         "timezone": "Europe/Athens",
         "text": "",
     }
-    header = render(MESSAGE, "sms", "en", payload, urgent=False, ref=0).text
+    header = render(Kind.MESSAGE, "sms", "en", payload, urgent=False, ref=0).text
     room = 160 - len(header) - len(" / ")  # the text is the last line of the SMS
     payload["text"] = ("Please call back about the lease, today if you can. " * 3)[: room - 1] + "!"
-    text = render(MESSAGE, "sms", "en", payload, urgent=False, ref=0).text
+    text = render(Kind.MESSAGE, "sms", "en", payload, urgent=False, ref=0).text
     assert len(text) == 160 and "\u202f" in text  # "Taken at: 3/4/25, 5:04 PM"
     subscriber = await Subscriber.get(id=sid)
     async with in_transaction():
-        notice = NewNotification("message:gsm-160", subscriber, MESSAGE, Urgency.NORMAL, payload)
+        notice = NewNotification(
+            "message:gsm-160", subscriber, Kind.MESSAGE, Urgency.NORMAL, payload
+        )
         await peers.runtime.gateway.notices.create([notice])
     await peers.wait_status(DeliveryStatus.DELIVERED)
     [message] = peers.smsc.messages

@@ -1,11 +1,13 @@
-"""Button presses whose callback data is malformed, forged or out of range: the dispatcher
-answers every query once with a localised refusal and never raises (a raise leaves the
-user's spinner turning). Table cases, then a hypothesis fuzz of the dispatcher itself."""
+"""Button presses whose callback data is malformed, forged or out of range: the handlers
+registered per prefix (and the fallback) answer every query once with a localised refusal
+(a query left unanswered keeps the user's spinner turning). Table cases, then a hypothesis
+fuzz of the handlers, routed as python-telegram-bot routes them, error handler included."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,21 +18,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.handlers import make_callback_dispatcher
-from gateway.control import admin
-from gateway.control.callbacks import MAX_ID, parse_id, parse_slot
+from bot.handlers import FAILED as FAILED_MSGID
+from bot.handlers import button_routes, on_error
+from gateway.control import admin, callbacks
+from gateway.control import grammar as cmd
+from gateway.control.callbacks import MAX_ID, PREFIXES, parse_id, parse_slot, unpack
+from gateway.control.desk import NOT_FOR_YOU, UNREACHABLE, CommandDesk
 from gateway.control.lines import Control
 from gateway.delivery.notices import Notices
+from gateway.pbx.client import AmiUnavailable
 from locales import tr
 from models.database import close_db, migrate, open_db
-from models.db import Appointment, Call, Notification
+from models.db import Appointment, AuditEntry, Call, Notification
 from models.settings import RoutingSettings
 
 CHAT, STRANGER_CHAT = 6060, 6161
 LANG = "el"
-NOT_YOURS = tr(LANG, "This button is not for you.")
-FAILED = tr(LANG, "That did not work; try again in a minute.")
-PREFIXES = ["scn", "book", "bk", "ack", "callback", "fwdme"]
+NOT_YOURS = tr(LANG, NOT_FOR_YOU)
+FAILED = tr(LANG, FAILED_MSGID)
 HUGE = "99999999999999999999999"
 T = TypeVar("T")
 
@@ -93,6 +98,7 @@ class Office:
     others_call_id: int
     notification_id: int
     dispatch: Any
+    desk: CommandDesk
 
     async def press(self, data: str | None, chat: int = CHAT) -> Query:
         query = Query(data, Message(Chat(chat)))
@@ -101,7 +107,7 @@ class Office:
         return query
 
 
-async def set_up(db_url: str) -> Office:
+async def set_up(db_url: str, ami: Any = None) -> Office:
     await migrate(db_url)
     await open_db(db_url)
     mine = await admin.add_subscriber(
@@ -126,8 +132,29 @@ async def set_up(db_url: str) -> Office:
         dedupe_key="missed_call:1.1", subscriber=mine.subscriber, call=call, kind="missed_call"
     )
     notices = Notices({"telegram"}, RoutingSettings())
-    dispatch = make_callback_dispatcher(Control(AcceptingAmi()), notices)
-    return Office(call.id, others.id, notification.id, dispatch)
+    desk = CommandDesk(Control(ami or AcceptingAmi()), notices)
+    return Office(call.id, others.id, notification.id, dispatcher(desk), desk)
+
+
+@dataclass
+class Context:
+    error: Exception | None = None
+
+
+def dispatcher(desk: CommandDesk) -> Any:
+    """As python-telegram-bot runs a callback query: the first handler whose pattern
+    matches (empty data matches any), and on an exception the error handler."""
+    routes = button_routes(desk)
+
+    async def dispatch(update: Any, _: Any) -> None:
+        data = update.callback_query.data
+        handler = next(h for p, h in routes if p is None or not data or re.match(p, data))
+        try:
+            await handler(update, cast(Any, Context()))
+        except Exception as exc:
+            await on_error(update, cast(Any, Context(exc)))
+
+    return dispatch
 
 
 @pytest.fixture
@@ -208,7 +235,69 @@ async def test_an_unexpected_failure_still_answers_the_query(
     assert (await office.press(f"ack:{office.notification_id}")).answers == [FAILED]
 
 
+async def test_a_refused_button_is_audited_and_changes_nothing(office: Office) -> None:
+    forged = [f"fwdme:{office.others_call_id}", "callback:", "rm -rf:1"]
+    for data in forged:
+        assert (await office.press(data)).answers == [NOT_YOURS]
+    entries = await AuditEntry.all().order_by("id")
+    assert [(e.channel, e.actor, e.command, e.result) for e in entries] == [
+        ("telegram", str(CHAT), data, "refused") for data in forged
+    ]
+    assert await Notification.filter(acknowledged_at__isnull=False).count() == 0
+
+
+class DeadAmi:
+    async def send_action(self, action: dict[str, str], timeout: float = 5.0) -> dict[str, str]:
+        raise AmiUnavailable("not connected")
+
+
+async def test_an_unreachable_pbx_gets_one_answer_on_buttons_and_text(tmp_path: Path) -> None:
+    office = await set_up(f"sqlite://{tmp_path / 'dead.sqlite3'}", DeadAmi())
+    try:
+        unreachable = tr(LANG, UNREACHABLE)
+        for data in (f"callback:{office.call_id}", f"fwdme:{office.call_id}", "scn:closed"):
+            assert (await office.press(data)).answers == [unreachable], data
+        assert await office.desk.from_telegram(CHAT, "κλειστό", datetime.now(UTC)) == unreachable
+        results = await AuditEntry.all().order_by("id").values_list("result", flat=True)
+        assert results == ["failed"] * 4
+    finally:
+        await close_db()
+
+
 # --- The parsers alone ------------------------------------------------------------------
+
+
+def test_buttons_read_as_the_commands_text_parses_into() -> None:
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    slot = now + timedelta(days=1)
+    assert [
+        unpack(callbacks.ack(7), now),
+        unpack(callbacks.call_back(8), now),
+        unpack(callbacks.forward_to_me(9), now),
+        unpack(callbacks.book(10), now),
+        unpack(callbacks.book_slot(11, slot), now),
+        unpack(callbacks.scenario("closed"), now),
+    ] == [
+        cmd.Acknowledge(7),
+        cmd.CallBackCall(8),
+        cmd.ForwardToMe(9),
+        cmd.ShowSlots(10),
+        cmd.BookSlot(11, slot),
+        cmd.SetScenario("closed", None),
+    ]
+    # The formats of buttons already sent, unchanged.
+    assert callbacks.book_slot(11, slot) == f"bk:11:{int(slot.timestamp())}"
+    assert [callbacks.ack(1), callbacks.call_back(1), callbacks.forward_to_me(1)] == [
+        "ack:1",
+        "callback:1",
+        "fwdme:1",
+    ]
+    assert [callbacks.book(1), callbacks.scenario("agent")] == ["book:1", "scn:agent"]
+
+
+@pytest.mark.parametrize("data", MALFORMED)
+def test_malformed_data_unpacks_to_nothing(data: str) -> None:
+    assert unpack(data, datetime.now(UTC)) is None
 
 
 def test_parse_id_takes_only_ascii_ids_in_the_databases_range() -> None:

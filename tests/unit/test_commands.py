@@ -375,8 +375,16 @@ def test_parse_turns_an_internal_error_into_unknown(monkeypatch: pytest.MonkeyPa
 
 
 def test_ten_kilobytes_of_mixed_text() -> None:
-    text = "κλειστό μέχρι 18:00 закрыто 关闭 🙂\t" * 300
-    assert isinstance(parse(text, "el", TZ, NOW), Command)
+    # parse() never raises (its safety net answers Unknown("", help)): check what it says.
+    chunk = "κλειστό μέχρι 18:00 закрыто 关闭 🙂\t"
+    text = chunk * 300
+    got = parse(text, "el", TZ, NOW)
+    # One line of a known command with trailing words: not understood, quoted (cut to 200
+    # characters) and answered with the example of that command, not the generic help.
+    assert got == Unknown(text[:199] + "…", "κλειστό μέχρι 18:00")
+    # The same ten kilobytes after a line break: the first line is the command.
+    first_line = parse("κλειστό μέχρι 18:00\n" + text, "el", TZ, NOW)
+    assert first_line == SetScenario("closed", at(11, 23, 18))
 
 
 def test_only_the_first_line_counts_so_quoted_email_history_is_ignored() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.control import admin
 from gateway.control.lines import MOVED_CONTEXT, Control, Forwarded
-from gateway.pbx.client import AmiActionError, AmiUnavailable
+from gateway.pbx.errors import PbxUnavailable
 from models.db import Subscriber
 from models.events import CallSnapshot, CallStatus
 from models.vocab import Scenario
@@ -20,35 +20,45 @@ DDI = "2100001"
 OTHER_DDI = "2100077"
 
 
+Frame = dict[str, str]
+
+
+def refused(message: str) -> Frame:
+    """Asterisk's answer to an action it refuses."""
+    return {"Response": "Error", "Message": message}
+
+
 class FakePbx:
-    """An ActionSender: AstDB as a dict, live channels as name -> linkedid, and failures
-    scripted per (action, key or channel)."""
+    """An AMI link: AstDB as a dict, live channels as name -> linkedid, and failures
+    scripted per (action, key or channel): an error answer, or an exception (not sent)."""
 
     def __init__(self) -> None:
         self.astdb: dict[str, str] = {}
         self.channels: dict[str, str] = {}
         self.actions: list[dict[str, str]] = []
-        self.failures: dict[tuple[str, str], Exception] = {}
+        self.failures: dict[tuple[str, str], Exception | Frame] = {}
         self.on_getvar: Callable[[str], None] = lambda channel: None
 
     async def send_action(self, action: dict[str, str], timeout: float = 5.0) -> dict[str, str]:
         self.actions.append(action)
         name, target = action["Action"], action.get("Channel") or action.get("Key", "")
-        if (failure := self.failures.get((name, target))) is not None:
+        if isinstance(failure := self.failures.get((name, target)), Exception):
             raise failure
+        if failure is not None:
+            return failure
         if name == "DBPut":
             self.astdb[action["Key"]] = action["Val"]
         elif name == "Getvar":
             self.on_getvar(target)
             if target not in self.channels:
-                raise AmiActionError("Getvar: No such channel")
+                return refused("No such channel")
             return {
                 "Response": "Success",
                 "Variable": action["Variable"],
                 "Value": self.channels[target],
             }
         elif name == "Redirect" and target not in self.channels:
-            raise AmiActionError(f"Redirect: Channel does not exist: {target}")
+            return refused(f"Channel does not exist: {target}")
         return {"Response": "Success"}
 
     def sent(self, name: str) -> list[dict[str, str]]:
@@ -157,11 +167,11 @@ async def test_a_call_answered_while_we_asked_stays_with_the_agent(
 
 @pytest.mark.parametrize(
     "failure",
-    [AmiActionError("Redirect: Channel does not exist"), AmiUnavailable("AMI did not answer")],
+    [refused("Channel does not exist"), PbxUnavailable("AMI did not answer")],
     ids=["refused", "unanswered"],
 )
 async def test_a_failed_redirect_does_not_stop_the_others_and_the_switch_stands(
-    subscriber: Subscriber, failure: Exception, caplog: pytest.LogCaptureFixture
+    subscriber: Subscriber, failure: Exception | Frame, caplog: pytest.LogCaptureFixture
 ) -> None:
     first = ringing("1.0", "PJSIP/pstn-00000000")
     second = ringing("2.0", "PJSIP/pstn-00000001")
@@ -189,9 +199,9 @@ async def test_astdb_refusing_midway_leaves_both_as_they_were(subscriber: Subscr
     desk = Desk([call])
     desk.live(call)
     await desk.control.reassert_all()
-    desk.pbx.failures[("DBPut", f"forward/{DDI}")] = AmiActionError("DBPut: failed")
+    desk.pbx.failures[("DBPut", f"forward/{DDI}")] = refused("failed")
 
-    with pytest.raises(AmiActionError):
+    with pytest.raises(PbxUnavailable, match="DBPut: failed"):
         await desk.control.forward_to_mobile(subscriber)
 
     assert subscriber.scenario is Scenario.AGENT  # the object too, for its next use
@@ -222,8 +232,8 @@ async def test_ami_down_changes_nothing_and_the_next_login_reasserts(
     subscriber: Subscriber, caplog: pytest.LogCaptureFixture
 ) -> None:
     desk = Desk([])
-    desk.pbx.failures[("DBPut", f"scenario/{DDI}")] = AmiUnavailable("AMI not connected")
-    with caplog.at_level(logging.WARNING, "gateway.control.lines"), pytest.raises(AmiUnavailable):
+    desk.pbx.failures[("DBPut", f"scenario/{DDI}")] = PbxUnavailable("AMI not connected")
+    with caplog.at_level(logging.WARNING, "gateway.control.lines"), pytest.raises(PbxUnavailable):
         await desk.control.set_scenario(subscriber, Scenario.CLOSED)
     assert "AstDB not restored yet" in caplog.text
     assert (subscriber.scenario, await stored(subscriber)) == (Scenario.AGENT, Scenario.AGENT)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -22,31 +19,11 @@ from gateway.diary.appointments import (
     day,
     ics_invite,
 )
-from models.database import close_db, migrate, open_db
 from models.db import Appointment, Subscriber
 
 ATHENS = ZoneInfo("Europe/Athens")
 MONDAY = date(2026, 11, 23)  # Athens is on UTC+2 then
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=ATHENS)  # before opening on the day under test
-
-
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One database migrated for the whole module: migrating takes most of a second."""
-    path = tmp_path_factory.mktemp("diary") / "migrated.sqlite3"
-    asyncio.run(migrate(f"sqlite://{path}"))
-    return path
-
-
-@pytest.fixture
-async def db(migrated: Path, tmp_path: Path) -> AsyncIterator[str]:
-    """conftest's `db` (a migrated SQLite database, open for the test), from a copy."""
-    path = tmp_path / "test.sqlite3"
-    shutil.copyfile(migrated, path)
-    url = f"sqlite://{path}"
-    await open_db(url)
-    yield url
-    await close_db()
 
 
 def when(event: icalendar.Component, name: str) -> datetime:

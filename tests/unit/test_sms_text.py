@@ -25,10 +25,58 @@ def texts(parts: list[sms_text.SmsPart]) -> str:
 # -- alphabet ------------------------------------------------------------------------------
 
 
-def test_the_gsm_alphabet_round_trips_character_by_character() -> None:
-    alphabet = sms_text.GSM_BASIC.replace("\x1b", "") + "".join(sms_text.GSM_EXTENSION)
-    assert len(sms_text.GSM_BASIC) == 128
-    assert sms_text.is_gsm(alphabet)
+# 3GPP TS 23.038 section 6.2.1 (Unicode's GSM0338.TXT): the default alphabet's septets
+# whose character is not the ASCII character of the same value, as Unicode code points...
+SPEC_BASIC = {
+    0x00: 0x0040, 0x01: 0x00A3, 0x02: 0x0024, 0x03: 0x00A5, 0x04: 0x00E8, 0x05: 0x00E9,
+    0x06: 0x00F9, 0x07: 0x00EC, 0x08: 0x00F2, 0x09: 0x00C7, 0x0A: 0x000A, 0x0B: 0x00D8,
+    0x0C: 0x00F8, 0x0D: 0x000D, 0x0E: 0x00C5, 0x0F: 0x00E5, 0x10: 0x0394, 0x11: 0x005F,
+    0x12: 0x03A6, 0x13: 0x0393, 0x14: 0x039B, 0x15: 0x03A9, 0x16: 0x03A0, 0x17: 0x03A8,
+    0x18: 0x03A3, 0x19: 0x0398, 0x1A: 0x039E, 0x1C: 0x00C6, 0x1D: 0x00E6, 0x1E: 0x00DF,
+    0x1F: 0x00C9, 0x24: 0x00A4, 0x40: 0x00A1, 0x5B: 0x00C4, 0x5C: 0x00D6, 0x5D: 0x00D1,
+    0x5E: 0x00DC, 0x5F: 0x00A7, 0x60: 0x00BF, 0x7B: 0x00E4, 0x7C: 0x00F6, 0x7D: 0x00F1,
+    0x7E: 0x00FC, 0x7F: 0x00E0,
+}  # fmt: skip
+# ... the rest is ASCII (space to ?, except $ and ¤; A-Z; a-z); 0x1B is the escape ...
+SPEC_ASCII = [*range(0x20, 0x24), *range(0x25, 0x40), *range(0x41, 0x5B), *range(0x61, 0x7B)]
+# ... and the extension table behind it (section 6.2.1.1).
+SPEC_EXTENSION = {
+    0x0A: 0x000C, 0x14: 0x005E, 0x28: 0x007B, 0x29: 0x007D, 0x2F: 0x005C, 0x3C: 0x005B,
+    0x3D: 0x007E, 0x3E: 0x005D, 0x40: 0x007C, 0x65: 0x20AC,
+}  # fmt: skip
+
+
+def test_the_spec_tables_cover_every_septet() -> None:
+    assert sorted([*SPEC_BASIC, *SPEC_ASCII, 0x1B]) == list(range(128))
+
+
+@pytest.mark.parametrize(
+    ("septet", "char"),
+    [(code, chr(point)) for code, point in SPEC_BASIC.items()]
+    + [(code, chr(code)) for code in SPEC_ASCII],
+)
+def test_each_character_has_its_gsm_03_38_septet(septet: int, char: str) -> None:
+    assert sms_text.encode_gsm(char) == bytes([septet])
+    assert sms_text.decode_gsm(bytes([septet])) == char
+    assert sms_text.units(char, GSM) == 1
+
+
+@pytest.mark.parametrize(
+    ("septet", "char"), [(code, chr(point)) for code, point in SPEC_EXTENSION.items()]
+)
+def test_each_extension_character_is_the_escape_and_its_septet(septet: int, char: str) -> None:
+    assert sms_text.encode_gsm(char) == bytes([0x1B, septet])
+    assert sms_text.decode_gsm(bytes([0x1B, septet])) == char
+    assert sms_text.units(char, GSM) == 2
+
+
+def test_the_alphabet_is_exactly_the_spec_tables() -> None:
+    spec = {chr(p) for p in SPEC_BASIC.values()} | set(map(chr, SPEC_ASCII))
+    spec |= {chr(p) for p in SPEC_EXTENSION.values()}
+    assert {
+        c for c in map(chr, range(0x3000)) if sms_text.is_gsm(c) and c == sms_text.as_sent(c)
+    } == spec
+    alphabet = "".join(sorted(spec))
     assert sms_text.decode_gsm(sms_text.encode_gsm(alphabet)) == alphabet
 
 
