@@ -28,9 +28,10 @@ from gateway.control.lines import Control
 from gateway.delivery.notices import Notices
 from gateway.pbx.client import AmiUnavailable
 from locales import tr
-from models.database import close_db, migrate, open_db
+from models.database import close_db, open_db
 from models.db import Appointment, AuditEntry, Call, Notification
 from models.settings import RoutingSettings
+from tests.conftest import copy_migrated
 
 CHAT, STRANGER_CHAT = 6060, 6161
 LANG = "el"
@@ -107,9 +108,8 @@ class Office:
         return query
 
 
-async def set_up(db_url: str, ami: Any = None) -> Office:
-    await migrate(db_url)
-    await open_db(db_url)
+async def set_up(template: Path, path: Path, ami: Any = None) -> Office:
+    await open_db(copy_migrated(template, path))
     mine = await admin.add_subscriber(
         name="Γραφείο", ddis=["2100001"], language=LANG, timezone="Europe/Athens"
     )
@@ -158,8 +158,8 @@ def dispatcher(desk: CommandDesk) -> Any:
 
 
 @pytest.fixture
-async def office(tmp_path: Path) -> AsyncIterator[Office]:
-    yield await set_up(f"sqlite://{tmp_path / 'buttons.sqlite3'}")
+async def office(migrated_db: Path, tmp_path: Path) -> AsyncIterator[Office]:
+    yield await set_up(migrated_db, tmp_path / "buttons.sqlite3")
     await close_db()
 
 
@@ -251,8 +251,10 @@ class DeadAmi:
         raise AmiUnavailable("not connected")
 
 
-async def test_an_unreachable_pbx_gets_one_answer_on_buttons_and_text(tmp_path: Path) -> None:
-    office = await set_up(f"sqlite://{tmp_path / 'dead.sqlite3'}", DeadAmi())
+async def test_an_unreachable_pbx_gets_one_answer_on_buttons_and_text(
+    migrated_db: Path, tmp_path: Path
+) -> None:
+    office = await set_up(migrated_db, tmp_path / "dead.sqlite3", DeadAmi())
     try:
         unreachable = tr(LANG, UNREACHABLE)
         for data in (f"callback:{office.call_id}", f"fwdme:{office.call_id}", "scn:closed"):
@@ -342,10 +344,10 @@ class Loop:
 
 
 @pytest.fixture
-def loop_office(tmp_path: Path) -> Iterator[tuple[Loop, Office]]:
+def loop_office(migrated_db: Path, tmp_path: Path) -> Iterator[tuple[Loop, Office]]:
     own = Loop()
     try:
-        yield own, own.run(set_up(f"sqlite://{tmp_path / 'fuzz.sqlite3'}"))
+        yield own, own.run(set_up(migrated_db, tmp_path / "fuzz.sqlite3"))
     finally:
         own.run(close_db())
         own.loop.close()

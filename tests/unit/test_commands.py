@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -356,14 +355,13 @@ def test_keyword_soup_parses_to_a_command(words: list[str], lang: str) -> None:
     "text",
     ["", " ", "\x00\x01\x1b", "\u200b\u200d", "🙂" * 50, "closed " + "x" * 10_000, "9" * 10_000],
 )
-def test_awkward_input_is_unknown_or_a_command_and_fast(text: str) -> None:
-    started = time.perf_counter()
+def test_awkward_input_is_unknown_or_a_command(text: str) -> None:
+    """(How fast: bench/grammar.py.)"""
     for lang in LANGS:
         got = commands._parse(text, lang, TZ, NOW)
         assert isinstance(got, Command)
         if isinstance(got, Unknown):
             assert len(got.text) <= 200
-    assert time.perf_counter() - started < 1.0
 
 
 def test_parse_turns_an_internal_error_into_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
