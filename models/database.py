@@ -54,7 +54,7 @@ def tortoise_config(url: str) -> dict[str, Any]:
         "connections": {"default": connection_config(url)},
         "apps": {
             MODELS_APP: {
-                "models": ["models.db"],
+                "models": ["models.db", "models.staff"],
                 "migrations": "models.migrations",
                 "default_connection": "default",
             }

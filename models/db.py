@@ -15,8 +15,9 @@ from models.vocab import Language, Scenario
 class Role(StrEnum):
     SUBSCRIBER = "subscriber"  # a person of the subscriber's business who receives messages
     AGENT = "agent"
-    SUPERVISOR = "supervisor"
-    ADMIN = "admin"  # the operator's director
+    SUPERVISOR = "supervisor"  # leads a team of agents
+    DIRECTOR = "director"  # sees and runs every team
+    ADMIN = "admin"  # runs the service
 
 
 class Urgency(StrEnum):
