@@ -57,7 +57,9 @@ class Subscriber(Model):
     sms_pin_hash = fields.CharField(max_length=200, null=True)
     sms_pin_failures = fields.IntField(default=0)
     sms_locked_until = fields.DatetimeField(null=True)
-    instructions = fields.TextField(default="")
+    instructions = fields.TextField(default="")  # for the agents answering in its name
+    # What agents say on answering ("Good morning, Dr Papadopoulos' office"); empty: the name.
+    greeting = fields.CharField(max_length=200, default="", db_default="")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     ddis: fields.ReverseRelation[Ddi]
@@ -100,12 +102,17 @@ class User(Model):
 
 
 class LinkCode(Model):
-    """A one-time code an admin hands to a subscriber to link a Telegram chat."""
+    """A one-time code an admin hands to a subscriber, or to a member of staff, to link a
+    Telegram chat: it names either the subscriber (a new User of theirs is made) or the
+    staff user whose chat it links."""
 
     id = fields.IntField(primary_key=True)
     code = fields.CharField(max_length=32, unique=True)
-    subscriber: fields.ForeignKeyRelation[Subscriber] = fields.ForeignKeyField(
-        "models.Subscriber", related_name="link_codes", on_delete=fields.CASCADE
+    subscriber: fields.ForeignKeyNullableRelation[Subscriber] = fields.ForeignKeyField(
+        "models.Subscriber", related_name="link_codes", null=True, on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="link_codes", null=True, on_delete=fields.CASCADE
     )
     expires_at = fields.DatetimeField()
     used_at = fields.DatetimeField(null=True)

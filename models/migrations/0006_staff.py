@@ -1,5 +1,5 @@
-# The operator desk (issue: agents and supervisors): teams, agents and their presence, the
-# screen-pop cards, what agents take down, tasks and transfer notes.
+# The operator desk: teams, agents and their presence, the screen-pop cards, what agents
+# take down, tasks; staff link codes; the subscriber's greeting.
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 import functools
@@ -215,6 +215,25 @@ class Migration(migrations.Migration):
             model_name='Call',
             name='status',
             field=fields.CharEnumField(default=CallStatus.NOT_STARTED, description='NOT_STARTED: not_started\nWAITING: waiting\nIN_PROGRESS: in_progress\nFORWARDED: forwarded\nANSWERED: answered\nNOT_ANSWERED: not_answered\nLOST: lost\nUNKNOWN: unknown\nSCHEDULED: scheduled', enum_type=CallStatus, max_length=16),
+        ),
+        ops.AlterModelOptions(
+            name='LinkCode',
+            options={'table': 'link_code', 'app': 'models', 'pk_attr': 'id', 'table_description': 'A one-time code an admin hands to a subscriber, or to a member of staff, to link a'},
+        ),
+        ops.AlterField(
+            model_name='LinkCode',
+            name='subscriber',
+            field=fields.ForeignKeyField('models.Subscriber', source_field='subscriber_id', null=True, db_constraint=True, to_field='id', related_name='link_codes', on_delete=OnDelete.CASCADE),
+        ),
+        ops.AddField(
+            model_name='LinkCode',
+            name='user',
+            field=fields.ForeignKeyField('models.User', source_field='user_id', null=True, db_constraint=True, to_field='id', related_name='link_codes', on_delete=OnDelete.CASCADE),
+        ),
+        ops.AddField(
+            model_name='Subscriber',
+            name='greeting',
+            field=fields.CharField(default='', db_default='', max_length=200),
         ),
         ops.AlterField(
             model_name='User',
