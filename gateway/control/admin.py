@@ -115,17 +115,18 @@ async def link_chat(code: str, chat_id: int, display_name: str, language: str | 
         link = await LinkCode.get_or_none(code=code, used_at__isnull=True).select_related(
             "subscriber"
         )
-        if link is None or link.expires_at < now:
-            raise AdminError("invalid or expired code")
+        if link is None or link.expires_at < now or link.subscriber is None:
+            raise AdminError("invalid or expired code")  # (a staff code links elsewhere)
+        subscriber = link.subscriber
         link.used_at = now
         await link.save(update_fields=["used_at"])
         user = await User.get_or_none(telegram_chat_id=chat_id)
         if user is None:
             user = User(telegram_chat_id=chat_id)
-        user.name, user.role, user.subscriber = display_name, Role.SUBSCRIBER, link.subscriber
+        user.name, user.role, user.subscriber = display_name, Role.SUBSCRIBER, subscriber
         user.language = language if language in LANGUAGES else None
         await user.save()
-    return link.subscriber
+    return subscriber
 
 
 def configured_channels(settings: Settings) -> set[str]:
