@@ -1,0 +1,41 @@
+"""A database in use upgrades: rows written under an older schema survive the newer
+migrations, and columns added to filled tables get their defaults (SQLite refuses a NOT
+NULL column without a database default on a table that has rows)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tortoise import Tortoise
+from tortoise.migrations.api.migrate import migrate as run_migrations
+
+from models.database import close_db, migrate, open_db, tortoise_config
+from models.db import LinkCode, Subscriber
+
+
+async def test_a_filled_database_at_0005_upgrades_to_the_head(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'old.sqlite3'}"
+    await run_migrations(config=tortoise_config(url), target="models.0005_mobile")
+    connection = Tortoise.get_connection("default")
+    await connection.execute_script(
+        "INSERT INTO subscriber (id, name, language, timezone, scenario, instructions,"
+        " sms_pin_failures, created_at) VALUES (1, 'Γραφείο', 'el', 'Europe/Athens',"
+        " 'agent', 'Say hello', 0, '2026-11-01 09:00:00');"
+        "INSERT INTO link_code (code, subscriber_id, expires_at)"
+        " VALUES ('abc123', 1, '2026-12-01 09:00:00');"
+    )
+    await Tortoise.close_connections()
+
+    await migrate(url)
+    await open_db(url)
+    try:
+        subscriber = await Subscriber.get(id=1)
+        assert (subscriber.name, subscriber.instructions, subscriber.greeting) == (
+            "Γραφείο",
+            "Say hello",
+            "",
+        )
+        link = await LinkCode.get(code="abc123")
+        assert (link.subscriber_id, link.user_id) == (1, None)  # type: ignore[attr-defined]
+    finally:
+        await close_db()
