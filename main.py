@@ -5,6 +5,7 @@ python main.py migrate -c frontdesk.toml    bring the database schema up to date
 python main.py demo [--report FILE]         a short day against the sandbox
 python main.py demo --pbx [--asterisk PATH] the same day's calls on a real private Asterisk
 python main.py subscriber add|list|code ... admin helpers
+python main.py agent add|team add|code|list the operator's staff
 python main.py deliveries [--status dead]   the outbox, e.g. the dead letters
 """
 
@@ -124,6 +125,50 @@ async def cmd_subscriber(settings: Settings, args: argparse.Namespace) -> int:
 
     actions = {"add": add, "list": listing, "code": code, "set": contact, "route": route}
     return await _with_db(settings, actions[args.action])
+
+
+async def cmd_agent(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.staff import people
+
+    async def add() -> int:
+        created = await people.add_staff(
+            name=args.name,
+            role=args.role,
+            team=args.team,
+            interface=args.interface,
+            queue=args.queue,
+            language=args.language,
+        )
+        agent = created.agent
+        print(f"staff {agent.id} {agent.user.name!r} ({agent.user.role}) created")
+        print(f"link code: {created.link_code}  (they send /start {created.link_code})")
+        return 0
+
+    async def team() -> int:
+        made = await people.add_team(args.name, args.supervisor)
+        print(f"team {made.id} {made.name!r} created")
+        return 0
+
+    async def code() -> int:
+        print(f"link code: {await people.new_staff_code(args.id)}")
+        return 0
+
+    async def listing() -> int:
+        for a in await people.roster():
+            team_name = a.team.name if a.team is not None else "-"
+            chat = "yes" if a.user.telegram_chat_id else "no"
+            print(
+                f"{a.id}\t{a.user.name}\t{a.user.role}\t{team_name}\t{a.interface or '-'}"
+                f"\t{a.queue}\t{a.presence.value}\tchat={chat}"
+            )
+        return 0
+
+    actions = {"add": add, "team": team, "code": code, "list": listing}
+    try:
+        return await _with_db(settings, actions[args.action])
+    except people.StaffError as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 2
 
 
 async def cmd_message(settings: Settings, args: argparse.Namespace) -> int:
@@ -279,6 +324,30 @@ def parser() -> argparse.ArgumentParser:
         help="in order, e.g. sms,telegram; '+' = at once: telegram+email,sms",
     )
 
+    agent = with_config("agent", "manage the operator's staff: teams, agents, link codes")
+    staff = agent.add_subparsers(dest="action", required=True)
+    agent_add = staff.add_parser(
+        "add", help="create a staff member and print their link code", parents=[late_config]
+    )
+    agent_add.add_argument("--name", required=True)
+    agent_add.add_argument("--role", required=True, choices=["agent", "supervisor", "director"])
+    agent_add.add_argument("--team", help="team name or id (required for an agent)")
+    agent_add.add_argument(
+        "--interface", help="their queue member interface, e.g. PJSIP/207 or Local/agent7@agents"
+    )
+    agent_add.add_argument("--queue", help="the queue they sign in to (default frontdesk-agents)")
+    agent_add.add_argument("--language", choices=LANGUAGES)
+    team_add = staff.add_parser("team", help="teams", parents=[late_config])
+    team_actions = team_add.add_subparsers(dest="team_action", required=True)
+    new_team = team_actions.add_parser("add", help="create a team", parents=[late_config])
+    new_team.add_argument("name")
+    new_team.add_argument("--supervisor", type=int, help="the staff id of who leads it")
+    staff_code = staff.add_parser(
+        "code", help="issue a new one-time link code", parents=[late_config]
+    )
+    staff_code.add_argument("id", type=int, help="staff id")
+    staff.add_parser("list", help="list staff and their presence", parents=[late_config])
+
     message = with_config("message", "queue a message taken for a subscriber")
     message.add_argument("id", type=int, help="subscriber id")
     message.add_argument("--text", required=True)
@@ -304,6 +373,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "subscriber": cmd_subscriber,
     "deliveries": cmd_deliveries,
     "message": cmd_message,
+    "agent": cmd_agent,
 }
 
 

@@ -27,6 +27,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import staff
 from bot.menus import scenario_keyboard
 from gateway.control import callbacks
 from gateway.control.desk import CommandDesk, Outcome
@@ -61,6 +62,11 @@ def make_start(desk: CommandDesk) -> Handler:
             return
         name = update.effective_user.full_name if update.effective_user else str(chat.id)
         code = context.args[0] if context.args else None
+        # A staff member's code links their chat to the desk; any other goes on as before.
+        staff_linked = await staff.link(code, chat.id, _telegram_language(update)) if code else None
+        if staff_linked is not None:
+            await message.reply_text(staff_linked)
+            return
         await message.reply_text(
             await desk.link_chat(chat.id, code, name, _telegram_language(update))
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 from telegram.ext import AIORateLimiter, Application
 
-from bot import handlers
+from bot import handlers, staff, staff_calls, staff_desk
 from bot.menus import publish_menus
 from bot.updates import OnePerChat
 from gateway.app import Gateway
@@ -26,7 +26,7 @@ from notifiers.email.outbound import EmailNotifier
 from notifiers.mms import reports as mm7_hook
 from notifiers.mms.client import MmsNotifier
 from notifiers.sms.channel import SmsNotifier
-from notifiers.telegram import TelegramNotifier
+from notifiers.telegram import TelegramCards, TelegramNotifier
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,18 @@ class Runtime:
         self.application = build_application(settings)
         self.gateway = Gateway(settings, {Channel.TELEGRAM: TelegramNotifier(self.application.bot)})
         add_channels(settings, self.gateway)
+        self.gateway.cards.sender = TelegramCards(self.application.bot)  # screen-pop cards
         self.desk = CommandDesk(
             self.gateway.control, self.gateway.notices, settings.locale.default_region
         )
         self.gateway.inbound.on_text = self.desk.on_inbound
+        # The staff's presence first: its buttons before the subscribers' refusing fallback.
+        staff.install(self.application, self.gateway.presence)
+        # Transfers and listening in: a group of their own, ahead of every other handler.
+        staff_calls.install(self.application, self.gateway.transfers, self.gateway.monitor)
+        # Taking messages and tasks: card, exchange and task buttons, /task, /tasks, and
+        # a staff member's typed answers (offered to the desk before the command desk).
+        staff_desk.install(self.application, self.gateway.conversations, self.gateway.tasks)
         handlers.install(self.application, self.desk)
         self.application.add_error_handler(handlers.on_error)
 

@@ -11,6 +11,7 @@ ends is restarted, and `/healthz` names a loop that is failing or dead (503).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,12 @@ from gateway.pbx.errors import PbxUnavailable
 from gateway.pbx.translate import AmiTranslator
 from gateway.pbx.wire import Frame
 from gateway.renderers import RENDERERS
+from gateway.staff.cards import CardDesk
+from gateway.staff.conversation import Conversations
+from gateway.staff.monitor import Monitor
+from gateway.staff.presence import PresenceDesk
+from gateway.staff.tasks import Tasks
+from gateway.staff.transfer import Transfers
 from gateway.supervise import LoopReport, Supervisor, database_unavailable, repeat
 from gateway.voicemail.spool import VoicemailDesk
 from gateway.voicemail.transcription import Transcriber
@@ -48,6 +55,7 @@ log = logging.getLogger(__name__)
 ROUTE_BATCH = 200  # snapshots routed per transaction when a burst arrives
 BOOT_WAIT = 2.0  # how long a login waits for Asterisk's FullyBooted (it follows the login)
 EXPIRE_EVERY = 300.0  # seconds between sweeps of calls whose hangup was lost
+CARDS_DRAIN = 3.0  # seconds a stop waits for screen-pop cards being sent or edited
 HEALTH_DB_WAIT = 2.0  # /healthz answers without counts rather than wait on a locked database
 
 
@@ -66,7 +74,10 @@ class Gateway:
         self.settings = settings
         self.translator = AmiTranslator(settings.ami.userevent_prefix)
         self._snapshots: asyncio.Queue[CallSnapshot] = asyncio.Queue()
-        self.tracker = CallTracker(self._snapshots.put_nowait)
+        # Screen-pop cards follow the same snapshots on a queue of their own (the router is
+        # not slowed); they need a sender (bot/runtime.py sets Telegram's) to show anything.
+        self.cards = CardDesk(settings.locale.default_region)
+        self.tracker = CallTracker(self._tracked)
         # The channels this gateway can use; routes skip the others.
         self.notifiers: dict[str, Notifier] = dict(notifiers or {})
         self.receipts = Receipts(on_failed=self._fall_back)
@@ -95,9 +106,19 @@ class Gateway:
             on_connected=self._on_ami_connected,
         )
         self.pbx = Pbx(self.ami)
+        # Agents on the queue: kept in step with the PBX's QueueMember* events and, on
+        # every login, its QueueStatus (the PBX is the truth for membership and pause).
+        self.presence = PresenceDesk(self.pbx, settings.locale.default_timezone)
+        # Tasks (reminders and escalation run in the `tasks` loop, on `tasks.clock`) and
+        # the guided exchanges in which staff take messages and make tasks.
+        self.tasks = Tasks(self.pbx, on_new=self.outbox.wake)
+        self.conversations = Conversations(self.notices, self.tasks, settings.locale.default_region)
         self.control = Control(
             self.pbx, ringing=lambda: self.tracker.calls.values(), on_moved=self.tracker.moved
         )
+        # Agents putting live calls through from their cards; supervisors listening in.
+        self.transfers = Transfers(self.pbx, self.tracker.calls.get, self.notices)
+        self.monitor = Monitor(self.pbx, lambda: self.tracker.calls.values())
         self.faxes = FaxDesk(self.notices, settings.locale.default_region)
         self.mail_in = MailIn(settings.mail_in, self.on_inbound)
         self.web = build_app(self.health, self.on_report, settings.fax, self.faxes.on_fax)
@@ -125,18 +146,31 @@ class Gateway:
     async def on_inbound(self, message: InboundMessage) -> None:
         await self.inbound.receive(message)
 
+    def _tracked(self, snap: CallSnapshot) -> None:
+        self._snapshots.put_nowait(snap)
+        self.cards.see(snap)
+
     def on_frame(self, frame: Frame) -> None:
         event = self.translator.translate(frame)
-        if event is not None:
-            self.tracker.handle(event)
-            if isinstance(event, VoicemailWaiting) and event.new:
-                self.voicemail.poke(event.mailbox)
+        if event is None:  # not a call's: maybe an agent's presence on the queue
+            if (member := self.translator.member_event(frame)) is not None:
+                self.presence.feed(member)
+            return
+        self.tracker.handle(event)
+        if isinstance(event, VoicemailWaiting) and event.new:
+            self.voicemail.poke(event.mailbox)
 
     async def _on_ami_connected(self) -> None:
         try:
             await self.reconcile()
         except Exception:
             log.exception("reconciling calls with the PBX failed; they expire in time")
+        try:
+            await self.presence.resync()
+        except PbxUnavailable as exc:
+            log.warning("cannot read the queue members (%s): agents' presence kept", exc)
+        except Exception:
+            log.exception("bringing agents' presence in step with the PBX failed")
         await self.control.reassert_all()
         self.pbx_syncs += 1
         async with self._synced:
@@ -250,7 +284,10 @@ class Gateway:
             )
         sup.start("escalate", lambda: repeat(report("escalate"), self.notices.escalate_due, poll))
         sup.start("revert", lambda: repeat(report("revert"), self._revert_due, poll))
+        sup.start("tasks", lambda: repeat(report("tasks"), self.tasks.due, poll))
         sup.start("router", self._route_forever)
+        sup.start("cards", self.cards.run)
+        sup.start("presence", self.presence.run)
         sup.start("outbox", self.outbox.run)
         sup.start(
             "expire",
@@ -286,6 +323,8 @@ class Gateway:
     async def stop(self) -> None:
         await self.ami.stop()
         await asyncio.wait_for(self.drain(), 10)
+        with contextlib.suppress(TimeoutError):  # cards being edited get their edit
+            await asyncio.wait_for(self.cards.drain(), CARDS_DRAIN)
         self.outbox.stop()
         others = [name for name in self.supervisor.states() if name != "outbox"]
         await self.supervisor.stop(names=others)

@@ -167,7 +167,53 @@ class CallSnapshot:
     channels: set[str] = field(default_factory=set)
     caller_channel: str = ""  # the caller's channel in our dialplan: what a Redirect moves
     moved_to: str = ""  # the mobile "Forward calls to me" moved this ringing call to
+    # The agents' queue member interfaces whose legs ring now (dialled, not yet ended), in
+    # the order they were dialled: what the screen-pop cards follow.
+    ringing: tuple[str, ...] = ()
 
     @property
     def ended(self) -> bool:
         return self.ended_at is not None
+
+
+# -- queue members: the agents' presence as the PBX has it (not call events: no Linkedid) ----
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMember:
+    """One member of a queue as the PBX reports it (an event, or a QueueStatus row)."""
+
+    queue: str
+    interface: str  # what the PBX rings, e.g. Local/agent7@agents or PJSIP/207
+    name: str = ""
+    paused: bool = False
+    reason: str = ""  # why paused ("" when not)
+    dynamic: bool = True  # added at run time (QueueAdd); False: static, from queues.conf
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAdded:
+    member: QueueMember
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRemoved:
+    member: QueueMember
+
+
+@dataclass(frozen=True, slots=True)
+class MemberPaused:
+    """Paused or unpaused (member.paused says which)."""
+
+    member: QueueMember
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStatus:
+    """The member's device or call state changed; it is still a member, paused or not."""
+
+    member: QueueMember
+
+
+MemberEvent = MemberAdded | MemberRemoved | MemberPaused | MemberStatus
+MEMBER_EVENTS = (MemberAdded, MemberRemoved, MemberPaused, MemberStatus)

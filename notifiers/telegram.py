@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
-from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 
 from models.vocab import Channel
-from notifiers.base import OutgoingMessage, PermanentError, Receipt, TransientError
+from notifiers.base import Button, OutgoingMessage, PermanentError, Receipt, TransientError
 
 CAPTION_LIMIT = 1024
 
@@ -76,3 +86,54 @@ class TelegramNotifier:
 def _caption(text: str) -> str:
     # Telegram refuses captions over 1024 characters; the full text is in the email.
     return text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
+
+
+def keyboard(rows: Sequence[Sequence[Button]]) -> InlineKeyboardMarkup | None:
+    if not rows:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.text, callback_data=b.data) for b in row] for row in rows]
+    )
+
+
+def _channel_error(exc: TelegramError) -> TransientError | PermanentError:
+    """A Bot API failure in our terms (as TelegramNotifier.send maps them)."""
+    if isinstance(exc, RetryAfter):
+        retry = exc.retry_after
+        seconds = retry if isinstance(retry, int | float) else retry.total_seconds()
+        return TransientError("telegram: too many requests", retry_after=seconds)
+    if isinstance(exc, Forbidden | BadRequest):
+        return PermanentError(f"telegram: {exc.message}")
+    return TransientError(f"telegram: {exc.message}")
+
+
+class TelegramCards:
+    """The staff desk's screen-pop cards, straight to the Bot API (not through the outbox:
+    a card must arrive within a second, and is edited in place as its call goes on).
+    Raises TransientError or PermanentError as the notifier does."""
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+
+    async def send(self, chat_id: int, text: str, buttons: Sequence[Sequence[Button]]) -> int:
+        try:
+            sent = await self._bot.send_message(
+                chat_id=chat_id, text=text, reply_markup=keyboard(buttons)
+            )
+        except TelegramError as exc:
+            raise _channel_error(exc) from exc
+        return int(sent.message_id)
+
+    async def edit(
+        self, chat_id: int, message_id: int, text: str, buttons: Sequence[Sequence[Button]]
+    ) -> None:
+        """Without buttons the keyboard goes; an edit that changes nothing is no error."""
+        try:
+            await self._bot.edit_message_text(
+                chat_id=chat_id, message_id=message_id, text=text, reply_markup=keyboard(buttons)
+            )
+        except BadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                raise _channel_error(exc) from exc
+        except TelegramError as exc:
+            raise _channel_error(exc) from exc

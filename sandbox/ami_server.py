@@ -7,6 +7,14 @@ manager.c/db.c) and pushes whatever event frames a test hands it, e.g. the call 
 The channels those frames open (Newchannel) and close (Hangup) are its live channels:
 CoreShowChannels lists them, Getvar and Redirect find them by name. A restart loses them
 all without a Hangup, as a crashing Asterisk does.
+
+Queues (app_queue) keep their members: QueueAdd, QueueRemove and QueuePause change them
+and send QueueMemberAdded/Removed/Pause events, QueueStatus lists them, with Asterisk
+22's answers and refusals ("Already there", "Not there", "Member not dynamic"). A
+restart forgets the dynamic members, as Asterisk does without `persistentmembers = yes`;
+`persistent_members = True` keeps them (paused or not), as Asterisk with it does.
+`add_member`/`remove_member`/`pause_member` stand for changes made outside our client
+(the Asterisk CLI).
 """
 
 from __future__ import annotations
@@ -210,6 +218,7 @@ class _LiveChannel:
     opened: float
     application: str = ""
     data: str = ""
+    variables: dict[str, str] = field(default_factory=dict)  # set by Setvar
 
     def follow(self, event: str, frame: Mapping[str, str]) -> None:
         self.snapshot.update({k: frame[k] for k in _SNAPSHOT if k in frame})
@@ -231,6 +240,58 @@ def _channel_function(channel: _LiveChannel, variable: str) -> str:
     }
     key = fields.get(variable)
     return channel.snapshot.get(key, "") if key else ""
+
+
+@dataclass
+class _Member:
+    """A queue member (app_queue's struct member, what its events and QueueStatus show)."""
+
+    name: str
+    paused: bool = False
+    reason: str = ""
+    dynamic: bool = True
+    login_time: int = field(default_factory=lambda: int(time.time()))
+    last_pause: int = 0
+
+
+# QueueStatus's QueueParams row: a quiet queue.
+_PARAMS = {
+    "Max": "0",
+    "Strategy": "ringall",
+    "Calls": "0",
+    "Holdtime": "0",
+    "TalkTime": "0",
+    "Completed": "0",
+    "Abandoned": "0",
+    "ServiceLevel": "0",
+    "ServicelevelPerf": "0.0",
+    "ServicelevelPerf2": "0.0",
+    "Weight": "0",
+}
+
+
+def _member_event(event: str, queue: str, interface: str, m: _Member) -> dict[str, str]:
+    """QueueMemberAdded/Removed/Pause/Status, with app_queue's fields in its order."""
+    return {
+        "Event": event,
+        "Privilege": "agent,all",
+        "Queue": queue,
+        "MemberName": m.name,
+        "Interface": interface,
+        "StateInterface": interface,
+        "Membership": "dynamic" if m.dynamic else "static",
+        "Penalty": "0",
+        "CallsTaken": "0",
+        "LastCall": "0",
+        "LastPause": str(m.last_pause),
+        "LoginTime": str(m.login_time),
+        "InCall": "0",
+        "Status": "1",
+        "Paused": "1" if m.paused else "0",
+        "PausedReason": m.reason,
+        "Ringinuse": "0",
+        "Wrapuptime": "0",
+    }
 
 
 @dataclass(eq=False)
@@ -308,6 +369,12 @@ class AmiServer(Served):
         # Fault mode: actions (lower-case names) refused, as for an AMI user whose write
         # classes do not cover them.
         self.denied: set[str] = set()
+        # Queues and their members, queue -> interface -> member (app_queue). Members added
+        # by QueueAdd (or add_member) are dynamic: a restart forgets them, as Asterisk does
+        # unless queues.conf says `persistentmembers = yes` (then set this True). Static
+        # members (queues.conf `member =>`) always come back.
+        self.queues: dict[str, dict[str, _Member]] = {"frontdesk-agents": {}}
+        self.persistent_members = False
         self._port = port
         self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()
@@ -334,6 +401,11 @@ class AmiServer(Served):
             "coresettings": self._coresettings,
             "coreshowchannels": self._coreshowchannels,
             "getvar": self._getvar,
+            "setvar": self._setvar,
+            "queueadd": self._queueadd,
+            "queueremove": self._queueremove,
+            "queuepause": self._queuepause,
+            "queuestatus": self._queuestatus,
         }
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -389,6 +461,10 @@ class AmiServer(Served):
             shutdown = {"Shutdown": "Cleanly", "Restart": "True"}
             await self.push([{"Event": "Shutdown", "Privilege": "system,all", **shutdown}])
         self._channels.clear()
+        if not self.persistent_members:
+            for members in self.queues.values():
+                for interface in [i for i, m in members.items() if m.dynamic]:
+                    del members[interface]
         await self.drop_clients()
         self._booted = time.time()
 
@@ -741,7 +817,21 @@ class AmiServer(Served):
         if name and channel is None:
             return _response(action, "Error", "No such channel")
         value = _channel_function(channel, variable) if channel is not None else ""
+        if channel is not None and variable in channel.variables:
+            value = channel.variables[variable]
         return _response(action, "Success", extra={"Variable": variable, "Value": value})
+
+    def _setvar(self, session: _Session, action: Action) -> bytes:
+        """A channel variable (manager.c action_setvar); without Channel, a global."""
+        name, variable = header(action, "Channel"), header(action, "Variable")
+        if not variable:
+            return _response(action, "Error", "No variable specified")
+        channel = self._channel_named(name) if name else None
+        if name and channel is None:
+            return _response(action, "Error", "No such channel")
+        if channel is not None:
+            channel.variables[variable] = header(action, "Value")
+        return _response(action, "Success", "Variable Set")
 
     def _coreshowchannels(self, session: _Session, action: Action) -> bytes:
         action_id = {"ActionID": v} if (v := header(action, "ActionID")) else {}
@@ -790,6 +880,139 @@ class AmiServer(Served):
             "SoundsSearchCustomDir": "No",
         }
         return _response(action, "Success", extra=settings)
+
+    # -- queues (app_queue's manager actions and events) ----------------------------------
+
+    def _queueadd(self, session: _Session, action: Action) -> bytes:
+        queue, interface = header(action, "Queue"), header(action, "Interface")
+        if not queue:
+            return _response(action, "Error", "'Queue' not specified.")
+        if not interface:
+            return _response(action, "Error", "'Interface' not specified.")
+        members = self.queues.get(queue)
+        if members is None:
+            return _response(action, "Error", "Unable to add interface to queue: No such queue")
+        if interface in members:
+            return _response(action, "Error", "Unable to add interface: Already there")
+        paused = header(action, "Paused").lower() in _TRUE
+        member = _Member(
+            header(action, "MemberName") or interface,
+            paused=paused,
+            reason=header(action, "Reason") if paused else "",
+        )
+        members[interface] = member
+        session.deferred.append(_member_event("QueueMemberAdded", queue, interface, member))
+        return _response(action, "Success", "Added interface to queue")
+
+    def _queueremove(self, session: _Session, action: Action) -> bytes:
+        queue, interface = header(action, "Queue"), header(action, "Interface")
+        if not queue or not interface:
+            return _response(action, "Error", "Need 'Queue' and 'Interface' parameters.")
+        members = self.queues.get(queue)
+        if members is None:
+            return _response(
+                action, "Error", "Unable to remove interface from queue: No such queue"
+            )
+        member = members.get(interface)
+        if member is None:
+            return _response(action, "Error", "Unable to remove interface: Not there")
+        if not member.dynamic:
+            return _response(action, "Error", "Member not dynamic")
+        del members[interface]
+        session.deferred.append(_member_event("QueueMemberRemoved", queue, interface, member))
+        return _response(action, "Success", "Removed interface from queue")
+
+    def _queuepause(self, session: _Session, action: Action) -> bytes:
+        """Without Queue, the interface is (un)paused in every queue it is a member of."""
+        interface, paused_text = header(action, "Interface"), header(action, "Paused")
+        if not interface or not paused_text:
+            return _response(action, "Error", "Need 'Interface' and 'Paused' parameters.")
+        paused = paused_text.lower() in _TRUE
+        queue = header(action, "Queue")
+        found = [
+            (name, members[interface])
+            for name, members in self.queues.items()
+            if (not queue or name == queue) and interface in members
+        ]
+        if not found:
+            return _response(action, "Error", "Interface not found")
+        for name, member in found:
+            member.paused = paused
+            member.reason = header(action, "Reason") if paused else ""
+            member.last_pause = int(time.time())
+            session.deferred.append(_member_event("QueueMemberPause", name, interface, member))
+        message = "Interface paused successfully" if paused else "Interface unpaused successfully"
+        return _response(action, "Success", message)
+
+    def _queuestatus(self, session: _Session, action: Action) -> bytes:
+        action_id = {"ActionID": v} if (v := header(action, "ActionID")) else {}
+        wanted, member_filter = header(action, "Queue"), header(action, "Member")
+        items: list[bytes] = []
+        for name, members in self.queues.items():
+            if wanted and name != wanted:
+                continue
+            items.append(
+                encode_frame({"Event": "QueueParams", "Queue": name, **_PARAMS, **action_id})
+            )
+            for interface, m in members.items():
+                if member_filter and member_filter not in (interface, m.name):
+                    continue
+                row = {
+                    "Event": "QueueMember",
+                    "Queue": name,
+                    "Name": m.name,
+                    "Location": interface,
+                    "StateInterface": interface,
+                    "Membership": "dynamic" if m.dynamic else "static",
+                    "Penalty": "0",
+                    "CallsTaken": "0",
+                    "LastCall": "0",
+                    "LastPause": str(m.last_pause),
+                    "LoginTime": str(m.login_time),
+                    "InCall": "0",
+                    "Status": "1",
+                    "Paused": "1" if m.paused else "0",
+                    "PausedReason": m.reason,
+                    "Wrapuptime": "0",
+                }
+                items.append(encode_frame({**row, **action_id}))
+        complete = {
+            "Event": "QueueStatusComplete",
+            **action_id,
+            "EventList": "Complete",
+            "ListItems": str(len(items)),
+        }
+        follows = _response(action, "Success", "Queue status will follow", {"EventList": "start"})
+        return follows + b"".join(items) + encode_frame(complete)
+
+    async def add_member(
+        self,
+        queue: str,
+        interface: str,
+        name: str = "",
+        paused: bool = False,
+        reason: str = "",
+        dynamic: bool = True,
+    ) -> None:
+        """A member added outside our client (the CLI's `queue add member`, another AMI
+        client); a static one is as queues.conf would have it, with no event."""
+        member = _Member(name or interface, paused=paused, reason=reason, dynamic=dynamic)
+        self.queues.setdefault(queue, {})[interface] = member
+        if dynamic:
+            await self.push([_member_event("QueueMemberAdded", queue, interface, member)])
+
+    async def remove_member(self, queue: str, interface: str) -> None:
+        """A member removed outside our client (the CLI's `queue remove member`)."""
+        member = self.queues.get(queue, {}).pop(interface)
+        await self.push([_member_event("QueueMemberRemoved", queue, interface, member)])
+
+    async def pause_member(
+        self, queue: str, interface: str, paused: bool, reason: str = ""
+    ) -> None:
+        """A member (un)paused outside our client (the CLI's `queue pause member`)."""
+        member = self.queues[queue][interface]
+        member.paused, member.reason = paused, reason if paused else ""
+        await self.push([_member_event("QueueMemberPause", queue, interface, member)])
 
     # -- events of our own -----------------------------------------------------------------
 

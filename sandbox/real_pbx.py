@@ -111,7 +111,11 @@ class PbxConfig:
     """What the private PBX is made of; every field has a default fit for the tests."""
 
     dialplan: Path  # the shipped include, copied in unchanged
-    agents: tuple[str, ...] = ("agent1", "agent2")
+    agents: tuple[str, ...] = ("agent1", "agent2")  # static queue members
+    # Phones in test-agents that are no member until someone adds them (QueueAdd).
+    dynamic_agents: tuple[str, ...] = ()
+    # queues.conf persistentmembers: dynamic members survive a restart (in AstDB).
+    persistent_members: bool = False
     mailboxes: Iterable[str] = ()  # boxes in context default
     ami_secret: str = "frontdesk-live-secret"
     harness_secret: str = "harness-live-secret"
@@ -157,8 +161,9 @@ class PrivateAsterisk:
         # (and "agent" is no pattern: N matches a digit).
         agents = "\n".join(
             f"exten => {a},1,Gosub(test-behave,s,1(${{DB(test/agent/{a})}}))\n same => n,Hangup()"
-            for a in c.agents
+            for a in (*c.agents, *c.dynamic_agents)
         )
+        persistent = "yes" if c.persistent_members else "no"
         return {
             "modules.conf": "[modules]\nautoload = yes\n",
             "logger.conf": "[general]\n[logfiles]\nmessages.log => notice,warning,error,verbose\n",
@@ -169,7 +174,7 @@ class PrivateAsterisk:
                 # The gateway's user, as deploy/asterisk/README.md recommends.
                 f"[{AMI_USER}]\nsecret = {c.ami_secret}\n"
                 "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
-                "read = call,user,system,agent\nwrite = system,call,originate\n"
+                "read = call,user,system,agent\nwrite = system,call,originate,agent\n"
                 "writetimeout = 1000\n"
                 "eventfilter = !Event: DeviceStateChange\neventfilter = !Event: CEL\n\n"
                 # The test harness: places calls, watches everything.
@@ -178,7 +183,8 @@ class PrivateAsterisk:
                 "read = all\nwrite = all\n"
             ),
             "queues.conf": (
-                "[general]\n\n[frontdesk-agents]\nstrategy = ringall\n"
+                f"[general]\npersistentmembers = {persistent}\n\n"
+                "[frontdesk-agents]\nstrategy = ringall\n"
                 f"timeout = {c.member_timeout}\nretry = 1\ntimeoutpriority = app\n"
                 "joinempty = unavailable,invalid,unknown\n"
                 "leavewhenempty = unavailable,invalid,unknown\n"

@@ -70,6 +70,7 @@ class _Leg:
     who: str
     dialled: tuple[str, ...]  # its dial string and channel: how a moved call's leg is found
     answered: bool = False
+    ended: bool = False  # its DialEnd (any status) or its channel's Hangup was seen
 
 
 ChannelView = Mapping[str, Collection[str]]  # linkedid -> uniqueids of its channels
@@ -155,7 +156,9 @@ class CallTracker:
         }
 
     def handle(self, event: PbxEvent) -> None:
-        linkedid = event.linkedid
+        # Events of no call (a queue member's, which the gateway hands to the presence desk)
+        # carry no linkedid and change nothing here.
+        linkedid = getattr(event, "linkedid", "")
         if not linkedid or linkedid in self._ended:
             return  # late frames of an ended call (Cdr-era stragglers) change nothing
         call = self.calls.get(linkedid)
@@ -165,11 +168,11 @@ class CallTracker:
                 return
             call = self._start(linkedid)
         self._touched[linkedid] = self._clock()
-        before = (call.status, call.ddi, call.caller_number)
+        before = (call.status, call.ddi, call.caller_number, call.ringing)
         self._handlers[type(event)](call, event)
         if call.ended:
             self._finish(call)
-        elif (call.status, call.ddi, call.caller_number) != before:
+        elif (call.status, call.ddi, call.caller_number, call.ringing) != before:
             self._emit(call)
 
     def _start(self, linkedid: str) -> CallSnapshot:
@@ -217,9 +220,13 @@ class CallTracker:
         call.legs_rung += 1
         if call.answered_at is None:
             call.status = CallStatus.FORWARDED if number else CallStatus.WAITING
+        self._note_ringing(call)
 
     def _on_dial_ended(self, call: CallSnapshot, e: DialEnded) -> None:
         leg = self._legs[call.linkedid].get(e.dest_uniqueid)
+        if leg is not None and not leg.ended:
+            leg.ended = True
+            self._note_ringing(call)
         if leg is None or e.status != "ANSWER" or call.answered_at is not None:
             return
         leg.answered = True
@@ -261,10 +268,20 @@ class CallTracker:
 
     def _on_channel_closed(self, call: CallSnapshot, e: ChannelClosed) -> None:
         call.channels.discard(e.uniqueid)
+        leg = self._legs[call.linkedid].get(e.uniqueid)
+        if leg is not None and not leg.ended:  # its DialEnd was lost
+            leg.ended = True
+            self._note_ringing(call)
         if not call.channels:
             call.ended_at = self._clock()
 
     # -- helpers -----------------------------------------------------------------------
+
+    def _note_ringing(self, call: CallSnapshot) -> None:
+        """The agents' interfaces ringing now (a leg re-dialled by the queue counts once)."""
+        legs = self._legs[call.linkedid].values()
+        ringing = (leg.who for leg in legs if leg.via == "agent" and leg.who and not leg.ended)
+        call.ringing = tuple(dict.fromkeys(ringing))
 
     def _answered(self, call: CallSnapshot, via: str, who: str) -> None:
         call.answered_at = self._clock()
@@ -289,6 +306,7 @@ class CallTracker:
             call.outcome, call.status = CallOutcome.ABANDONED, CallStatus.LOST
         else:  # never alert on a call whose end we did not see: it may well have been taken
             call.outcome, call.status = CallOutcome.UNKNOWN, CallStatus.UNKNOWN
+        call.ringing = ()
         del self.calls[call.linkedid]
         del self._legs[call.linkedid]
         self._caller_uid.pop(call.linkedid, None)
@@ -330,6 +348,7 @@ class CallTracker:
                 leg.via, leg.who = "forward", number
                 if leg.answered:  # its answer came in before we were told of the move
                     call.answered_via, call.answered_by = "forward", number
+        self._note_ringing(call)
         if call.answered_at is None or call.answered_via == "forward":
             call.status = CallStatus.FORWARDED
         if call.status is not before:

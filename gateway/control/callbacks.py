@@ -160,3 +160,133 @@ def unpack(data: str | None, now: datetime) -> cmd.Command | None:
         return None
     reader = UNPACK.get(data.partition(":")[0])
     return reader(data, now) if reader else None
+
+
+# -- the operator desk's guided exchanges and tasks (staff chats; gateway/staff) -----------------
+# Not commands of the grammar: bot/staff_desk.py registers its own handlers for these, and
+# gateway/staff checks rights on the conversation or task named before acting.
+
+CONVERSATION = "cv"  # cv:<conversation id>:<step>:<choice>   one answer in a guided exchange
+TASK = "tk"  # tk:<task id>:<action>                      done, follow-up, call now
+_WORD = re.compile(r"[a-z][a-z0-9_]{0,15}")
+_CHOICE = re.compile(r"[a-z0-9_]{1,24}")
+
+
+def conversation(conversation_id: int, step: str, choice: str) -> str:
+    return f"{CONVERSATION}:{conversation_id}:{step}:{choice}"
+
+
+def task(task_id: int, action: str) -> str:
+    return f"{TASK}:{task_id}:{action}"
+
+
+def unpack_conversation(data: str | None) -> tuple[int, str, str] | None:
+    """`cv:<id>:<step>:<choice>` as (id, step, choice), or None."""
+    rest = _argument(data or "", CONVERSATION)
+    if rest is None:
+        return None
+    parts = rest.split(":")
+    if len(parts) != 3:
+        return None
+    head, step, choice = parts
+    conversation_id = parse_id(head)
+    if not conversation_id or not _WORD.fullmatch(step) or not _CHOICE.fullmatch(choice):
+        return None
+    return conversation_id, step, choice
+
+
+def unpack_task(data: str | None) -> tuple[int, str] | None:
+    """`tk:<id>:<action>` as (id, action), or None."""
+    rest = _argument(data or "", TASK)
+    if rest is None:
+        return None
+    head, colon, action = rest.partition(":")
+    task_id = parse_id(head)
+    if not task_id or not colon or not _WORD.fullmatch(action):
+        return None
+    return task_id, action
+
+
+# -- the screen-pop card's buttons (gateway/staff/cards.py packs them onto the card) -------------
+# cd:<card id>:<action>; the handlers of the presses check rights on the card named.
+
+CARD = "cd"
+CARD_MESSAGE = "msg"  # take a message
+CARD_REQUEST = "req"  # take a request (service ticket)
+CARD_APPOINTMENT = "appt"  # book an appointment in the subscriber's diary
+CARD_TASK = "task"  # make a task (call back ...)
+CARD_TRANSFER = "xfer"  # put the live call through, with a note
+CARD_ACTIONS = (CARD_MESSAGE, CARD_REQUEST, CARD_APPOINTMENT, CARD_TASK, CARD_TRANSFER)
+
+
+def card(card_id: int, action: str) -> str:
+    assert action in CARD_ACTIONS, action
+    return f"{CARD}:{card_id}:{action}"
+
+
+def unpack_card(data: str | None) -> tuple[int, str] | None:
+    """`cd:<card id>:<action>` as (card id, action), or None."""
+    rest = _argument(data or "", CARD)
+    if rest is None:
+        return None
+    head, colon, action = rest.partition(":")
+    card_id = parse_id(head)
+    if not card_id or not colon or action not in CARD_ACTIONS:
+        return None
+    return card_id, action
+
+
+# -- putting a live call through, from its card (gateway/staff/transfer.py) ---------------------
+# xf:<card id>:<kind>:<target id>; kind m = the subscriber's mobile (id 0), a = another
+# agent (their agent id), e = an extension typed next (id 0). The press only picks the
+# target: the note typed next puts the call through, after the rights on the card and on
+# the target are checked again.
+
+TRANSFER_TO = "xf"
+TRANSFER_KINDS = ("m", "a", "e")
+
+
+def transfer_to(card_id: int, kind: str, target_id: int = 0) -> str:
+    assert kind in TRANSFER_KINDS, kind
+    return f"{TRANSFER_TO}:{card_id}:{kind}:{target_id}"
+
+
+def unpack_transfer_to(data: str | None) -> tuple[int, str, int] | None:
+    """`xf:<card id>:<kind>:<target id>` as (card id, kind, target id), or None. The
+    target id is 0 exactly for the kinds that name none (m, e)."""
+    rest = _argument(data or "", TRANSFER_TO)
+    if rest is None:
+        return None
+    parts = rest.split(":")
+    if len(parts) != 3:
+        return None
+    head, kind, target = parts
+    card_id = parse_id(head)
+    if not card_id or kind not in TRANSFER_KINDS:
+        return None
+    if kind == "a":
+        target_id = parse_id(target)
+        return (card_id, kind, target_id) if target_id else None
+    return (card_id, kind, 0) if target == "0" else None
+
+
+# -- agents' presence (staff chats; gateway/staff/presence.py, bot/staff.py) --------------------
+
+PAUSE = "pz"  # pz:<agent id>:<reason key>      pause that agent for a preset reason
+_REASON = re.compile(r"[a-z]{1,16}")
+
+
+def pause(agent_id: int, reason: str) -> str:
+    return f"{PAUSE}:{agent_id}:{reason}"
+
+
+def unpack_pause(data: str | None) -> tuple[int, str] | None:
+    """`pz:<agent id>:<reason key>` as (agent id, reason key), or None."""
+    rest = _argument(data or "", PAUSE)
+    if rest is None:
+        return None
+    head, colon, reason = rest.partition(":")
+    agent_id = parse_id(head)
+    if not agent_id or not colon or not _REASON.fullmatch(reason):
+        return None
+    return agent_id, reason

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from gateway.pbx.errors import AmiActionError
-from gateway.pbx.translate import live_calls
+from gateway.pbx.translate import live_calls, member_interface, queue_members
 from gateway.pbx.wire import Frame
-from models.events import LiveChannel
+from models.events import LiveChannel, QueueMember
 
 Action = dict[str, str]
 
@@ -69,6 +69,84 @@ def originate_callback(
         "Exten": then,
         "Priority": "1",
         "CallerID": f'"{caller_name}" <{caller_number}>',
+        "Async": "true",
+    }
+
+
+def originate_agent_first(
+    interface: str, number: str, context: str, caller_name: str, caller_number: str
+) -> Action:
+    """A scheduled call: ring the agent's own device (their queue member interface, e.g.
+    PJSIP/207 or Local/agent7@agents) first; once they answer, `number@context` (the
+    dialplan's outbound path, frontdesk-callback) rings the customer. Async, as above."""
+    return {
+        "Action": "Originate",
+        "Channel": interface,
+        "Context": context,
+        "Exten": number,
+        "Priority": "1",
+        "CallerID": f'"{caller_name}" <{caller_number}>',
+        "Async": "true",
+    }
+
+
+def queue_add(queue: str, interface: str, member_name: str, paused: bool = False) -> Action:
+    """Make `interface` a (dynamic) member of `queue`: an agent signs in."""
+    return {
+        "Action": "QueueAdd",
+        "Queue": queue,
+        "Interface": interface,
+        "MemberName": member_name,
+        "Paused": "true" if paused else "false",
+    }
+
+
+def queue_remove(queue: str, interface: str) -> Action:
+    """An agent signs out."""
+    return {"Action": "QueueRemove", "Queue": queue, "Interface": interface}
+
+
+def queue_pause(queue: str | None, interface: str, paused: bool, reason: str = "") -> Action:
+    """Pause (with a reason) or unpause a member; without a queue, in every queue."""
+    action = {"Action": "QueuePause", "Interface": interface, "Paused": str(paused).lower()}
+    if queue:
+        action["Queue"] = queue
+    if paused and reason:
+        action["Reason"] = reason
+    return action
+
+
+def queue_status(queue: str | None = None) -> Action:
+    """A list action: QueueParams, then one QueueMember row per member (and QueueEntry
+    rows for waiting callers), then QueueStatusComplete."""
+    return {"Action": "QueueStatus", **({"Queue": queue} if queue else {})}
+
+
+def setvar(channel: str, variable: str, value: str) -> Action:
+    """Set a variable on a live channel (a transfer's target, read by the dialplan)."""
+    return {"Action": "Setvar", "Channel": channel, "Variable": variable, "Value": value}
+
+
+# ChanSpy's options (app_chanspy): q = no beep and no channel name spoken to the
+# supervisor, E = leave when the spied-on channel hangs up, w = whisper: the supervisor's
+# voice reaches the spied-on channel (the agent) and nobody else. The target is the full
+# channel name, so its prefix match selects exactly that channel.
+SPY_LISTEN = "qE"
+SPY_WHISPER = "qEw"
+
+
+def originate_spy(
+    supervisor_interface: str, target_channel: str, whisper: bool, caller_name: str = ""
+) -> Action:
+    """Ring the supervisor's own device; once answered it runs ChanSpy on the agent's
+    channel (listen only, or whisper to the agent). Async: Asterisk answers at once."""
+    options = SPY_WHISPER if whisper else SPY_LISTEN
+    return {
+        "Action": "Originate",
+        "Channel": supervisor_interface,
+        "Application": "ChanSpy",
+        "Data": f"{target_channel},{options}",
+        "CallerID": f'"{caller_name}" <>',
         "Async": "true",
     }
 
@@ -129,6 +207,69 @@ class Pbx:
         """See `originate_callback` (the action): returns once Asterisk has queued it."""
         await self._send(originate_callback(first, then, context, caller_name, caller_number))
 
+    async def originate_agent_first(
+        self, interface: str, number: str, context: str, caller_name: str, caller_number: str
+    ) -> None:
+        """See `originate_agent_first` (the action): returns once Asterisk has queued it."""
+        await self._send(
+            originate_agent_first(interface, number, context, caller_name, caller_number)
+        )
+
     async def live_calls(self) -> dict[str, list[LiveChannel]]:
         """The calls the PBX has right now, by Linkedid (CoreShowChannels)."""
         return live_calls(await self._link.send_list_action(core_show_channels()))
+
+    # Queue members (agents signing in and out, pausing). Asterisk refuses an add of a
+    # member already there and a remove of one not there: the wanted state holds, so
+    # these return False instead of raising.
+
+    async def queue_add(
+        self, queue: str, interface: str, member_name: str, paused: bool = False
+    ) -> bool:
+        """True when added, False when it was a member already."""
+        return await self._unless("Already there", queue_add(queue, interface, member_name, paused))
+
+    async def queue_remove(self, queue: str, interface: str) -> bool:
+        """True when removed, False when it was no member (a static member cannot be
+        removed: that stays a PbxUnavailable)."""
+        return await self._unless("Not there", queue_remove(queue, interface))
+
+    async def queue_pause(
+        self, queue: str | None, interface: str, paused: bool, reason: str = ""
+    ) -> None:
+        await self._send(queue_pause(queue, interface, paused, reason))
+
+    async def queue_members(self, queue: str | None = None) -> list[QueueMember]:
+        """Every member of `queue` (or of every queue) as the PBX has it now."""
+        return queue_members(await self._link.send_list_action(queue_status(queue)))
+
+    async def _unless(self, refusal: str, action: Action) -> bool:
+        try:
+            await self._send(action)
+        except AmiActionError as exc:
+            if refusal in str(exc):
+                return False
+            raise
+        return True
+
+    # A live call's own channels (transfers, listening in).
+
+    async def setvar(self, channel: str, variable: str, value: str) -> None:
+        await self._send(setvar(channel, variable, value))
+
+    async def originate_spy(
+        self, supervisor_interface: str, target_channel: str, whisper: bool, caller_name: str = ""
+    ) -> None:
+        """See `originate_spy` (the action): returns once Asterisk has queued it."""
+        await self._send(originate_spy(supervisor_interface, target_channel, whisper, caller_name))
+
+    async def member_channel(self, linkedid: str, interface: str) -> str | None:
+        """The channel of call `linkedid` that the PBX opened to queue member `interface`
+        (e.g. PJSIP/207-0000001a, or the ;1 half of a Local member), listed by the PBX
+        now; None when the call has no such channel."""
+        names = [
+            c.channel
+            for c in (await self.live_calls()).get(linkedid, [])
+            if member_interface(c.channel) == interface
+        ]
+        return next((n for n in names if not n.endswith(";2")), None)

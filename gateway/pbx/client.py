@@ -156,10 +156,10 @@ class AmiClient:
 
     async def send_action(self, action: Action, timeout: float = 5.0) -> Frame:
         """Send one action and return Asterisk's response headers; raise on error."""
-        # An async Originate is "queued" at once; its OriginateResponse comes only when the
-        # phone answers, much later, so return on the first answer. Lists (DBGet) still wait.
-        is_async = action.get("Async", "").lower() == "true"
-        messages = await self._request(action, timeout, as_list=False if is_async else None)
+        # One answer, always: lists go through send_list_action. (panoramisk would guess a
+        # list from some answers and wait for events that never come: an async Originate
+        # "successfully queued", QueueAdd's "Added interface to queue".)
+        messages = await self._request(action, timeout, as_list=False)
         return messages[0]
 
     async def send_list_action(self, action: Action, timeout: float = 10.0) -> list[Frame]:

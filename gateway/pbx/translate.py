@@ -21,7 +21,13 @@ from models.events import (
     DialEnded,
     DialStarted,
     LiveChannel,
+    MemberAdded,
+    MemberEvent,
+    MemberPaused,
+    MemberRemoved,
+    MemberStatus,
     PbxEvent,
+    QueueMember,
     VoicemailWaiting,
 )
 
@@ -100,6 +106,24 @@ def _message_waiting(f: Frame) -> VoicemailWaiting:
     )
 
 
+def _queue_member(f: Frame) -> QueueMember:
+    """A QueueMember* event, or a QueueStatus QueueMember row (which names the interface
+    `Location` and the member `Name`)."""
+    return QueueMember(
+        queue=f.get("Queue", ""),
+        interface=f.get("Interface") or f.get("Location", ""),
+        name=f.get("MemberName") or f.get("Name", ""),
+        paused=f.get("Paused", "0").lower() in {"1", "true", "yes"},
+        reason=f.get("PausedReason", ""),
+        dynamic=f.get("Membership", "dynamic") != "static",
+    )
+
+
+def queue_members(rows: Iterable[Frame]) -> list[QueueMember]:
+    """The QueueMember rows of a QueueStatus list (QueueParams and QueueEntry rows skipped)."""
+    return [_queue_member(f) for f in rows if f.get("Event") == "QueueMember"]
+
+
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -169,11 +193,18 @@ class AmiTranslator:
             "Hangup": _channel_closed,
             "MessageWaiting": _message_waiting,
         }
+        # Queue members: agents' presence, not calls (no Linkedid): `member_event`.
+        self._members: dict[str, Callable[[Frame], MemberEvent]] = {
+            "QueueMemberAdded": lambda f: MemberAdded(_queue_member(f)),
+            "QueueMemberRemoved": lambda f: MemberRemoved(_queue_member(f)),
+            "QueueMemberPause": lambda f: MemberPaused(_queue_member(f)),
+            "QueueMemberStatus": lambda f: MemberStatus(_queue_member(f)),
+        }
         self._user_events = _user_event_table(userevent_prefix)
 
     @property
     def event_names(self) -> frozenset[str]:
-        return frozenset([*self._table, "UserEvent"])
+        return frozenset([*self._table, *self._members, "UserEvent"])
 
     def translate(self, frame: Frame) -> PbxEvent | None:
         name = frame.get("Event", "")
@@ -181,4 +212,9 @@ class AmiTranslator:
             user = self._user_events.get(frame.get("UserEvent", ""))
             return user(frame) if user is not None else None
         translator = self._table.get(name)
+        return translator(frame) if translator is not None else None
+
+    def member_event(self, frame: Frame) -> MemberEvent | None:
+        """A QueueMember* frame as a presence event; None for any other frame."""
+        translator = self._members.get(frame.get("Event", ""))
         return translator(frame) if translator is not None else None

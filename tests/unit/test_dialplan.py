@@ -61,6 +61,7 @@ DEFAULT_SCENARIO = "agent"
 INBOUND = "frontdesk-inbound"
 CALLBACK = "frontdesk-callback"
 MOVED = "frontdesk-moved"  # where "Forward calls to me" Redirects a waiting caller
+TRANSFER = "frontdesk-transfer"  # where an agent puts an answered caller through
 HANGUP = "frontdesk-hangup"
 # Variables Dial() (and app_queue, app_voicemail) write on the caller's channel: a name of
 # ours among them would be overwritten by the first Dial.
@@ -73,6 +74,8 @@ GLOBAL_DEFAULTS = {
     "FRONTDESK_QUEUE": "frontdesk-agents",
     "FRONTDESK_TRUNK": "PJSIP/{NUMBER}@pstn",
     "FRONTDESK_CLOSED_SOUND": "frontdesk-closed",
+    "FRONTDESK_URGENT_SOUND": "frontdesk-urgent",
+    "FRONTDESK_EXTENSIONS": "from-internal",
 }
 SAMPLE_DDIS = ("2100001", "+302100001")
 
@@ -612,6 +615,7 @@ def test_include_parses_and_has_the_documented_contexts(plan: Dialplan) -> None:
         INBOUND,
         CALLBACK,
         MOVED,
+        TRANSFER,
         "frontdesk-hangup",
         "frontdesk-dialstring",
         *(f"frontdesk-{s}" for s in SCENARIOS),
@@ -645,6 +649,8 @@ def test_only_stock_functions_are_used(plan: Dialplan) -> None:
         for app, data in expanded(step):
             if app == "ExecIf":
                 data = conditional(data)[0]  # the branches are expanded on their own
+            if app == "Dial":  # its options, e.g. A(sound), are letters, not functions
+                data = ",".join(split_top(data, ",")[:2])
             used |= {c.name for c in calls(data) if c.name}
     assert used <= ALLOWED_FUNCTIONS, used - ALLOWED_FUNCTIONS
 
@@ -679,8 +685,8 @@ def test_subroutines_return_and_are_only_reached_by_gosub(plan: Dialplan) -> Non
     gosub_contexts = {j.context for j in all_jumps if j.kind == "gosub"}
     goto_contexts = {j.context for j in all_jumps if j.kind == "goto"}
     foreign = {j.context for j in all_jumps if j.kind == "goto" and j.context != j.step.context}
-    assert gosub_contexts == set(plan.contexts) - {INBOUND, CALLBACK, MOVED}
-    assert goto_contexts <= gosub_contexts | {INBOUND, MOVED}
+    assert gosub_contexts == set(plan.contexts) - {INBOUND, CALLBACK, MOVED, TRANSFER}
+    assert goto_contexts <= gosub_contexts | {INBOUND, MOVED, TRANSFER}
     assert foreign <= {INBOUND}, "a Goto into a subroutine would break its Return"
     for name in gosub_contexts:
         for ext in plan.contexts[name].extensions.values():
@@ -888,7 +894,7 @@ def test_call_and_call_end_are_sent_once_each(plan: Dialplan) -> None:
     for context in plan.contexts.values():
         assert "h" not in context.extensions, context.name
     fallbacks = {s.context for s, n, _ in events if n == "FrontdeskFallback"}
-    assert fallbacks == {"frontdesk-agent", "frontdesk-forward", MOVED}
+    assert fallbacks == {"frontdesk-agent", "frontdesk-forward", MOVED, TRANSFER}
 
 
 def test_events_mirror_the_captured_gateway_events_plus_linkedid() -> None:
@@ -989,8 +995,43 @@ def test_readme_documents_globals_contexts_and_ami_user(plan: Dialplan, readme: 
     assert set(_table_keys(_section(readme, "Contexts"))) == set(plan.contexts)
     ami = _section(readme, "AMI user for the gateway (`manager.conf`)")
     assert re.search(r"^read = call,user,system,agent$", ami, flags=re.MULTILINE)
-    assert re.search(r"^write = system,call,originate$", ami, flags=re.MULTILINE)
-    for action in ("DBPut", "Originate", "Redirect", "UserEvent", "MessageWaiting"):
+    # `agent` write: agents' presence (QueueAdd, QueueRemove, QueuePause).
+    assert re.search(r"^write = system,call,originate,agent$", ami, flags=re.MULTILINE)
+    for action in ("DBPut", "Originate", "Redirect", "UserEvent", "MessageWaiting", "QueueAdd"):
         assert action in ami, action
     recipe = _section(readme, "Test recipe")
     assert "channel originate Local/2100001@frontdesk-inbound application Wait 30" in recipe
+
+
+def test_put_through_rings_the_target_then_falls_back(plan: Dialplan) -> None:
+    """[frontdesk-transfer]: the gateway's Setvar FD_XFER_TO then Redirect. The mobile is
+    dialled through the trunk with the urgent announcement, then voicemail; an agent or
+    an extension is dialled as given (filtered), then the agents' queue again."""
+    mobile = plan.find_extension(TRANSFER, "mobile")
+    assert mobile is not None
+    [dial] = [s for s in mobile.steps if s.app == "Dial"]
+    assert split_top(dial.data, ",") == ["${FD_DIAL}", "${FD_RINGTIME}", "A(${FD_XFER_SOUND})"]
+    assert [_gosub_context(s) for s in mobile.steps if s.app == "Gosub"] == [
+        "frontdesk-dialstring",
+        "frontdesk-voicemail",
+    ]
+    stage = [s.data for s in mobile.steps if s.app == "Set" and s.data.startswith("FD_STAGE=")]
+    assert stage == ["FD_STAGE=moved", "FD_STAGE="], "reported as the mobile's answer"
+    assert "FD_MOVED_TO=${FILTER(0-9+,${FD_XFER_TO})}" in {s.data for s in mobile.steps}
+    for name in ("agent", "extension"):
+        ext = plan.find_extension(TRANSFER, name)
+        assert ext is not None and ext.steps[-1].app == "Goto", name
+        [target] = [s.data for s in ext.steps if s.data.startswith("FD_XFER_DIAL=")]
+        assert "${FILTER(" in target and "${FD_XFER_TO}" in target, name
+        # Every variable in the dial string is read only through FILTER().
+        assert re.sub(r"\$\{FILTER\([^,]*,\$\{\w+\}\)\}", "", target).count("${") == 0, name
+    ring = plan.find_extension(TRANSFER, "dial")
+    assert ring is not None
+    assert [split_top(s.data, ",") for s in ring.steps if s.app == "Dial"] == [
+        ["${FD_XFER_DIAL}", "${FD_RINGTIME}"]
+    ]
+    assert [_gosub_context(s) for s in ring.steps if s.app == "Gosub"] == ["frontdesk-agent"]
+    # Nothing of the transfer touches the stage the queue set: an agent answered this call.
+    assert not any(s.data.startswith("FD_STAGE=") for s in ring.steps)
+    # Digits only for an extension, and nothing reaches Dial that could add a channel.
+    assert plan.find_extension(TRANSFER, "2100001") is None
