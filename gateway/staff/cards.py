@@ -192,11 +192,22 @@ class CardDesk:
 
     async def _on_snapshot(self, worker: _CallCards, snap: CallSnapshot) -> None:
         fresh = [i for i in snap.ringing if i not in worker.seen]
-        if fresh and snap.answered_at is None and not snap.ended:
+        if fresh and not snap.ended:
             worker.seen.update(fresh)
             agents = await Agent.filter(
                 interface__in=fresh, user__telegram_chat_id__isnull=False
             ).select_related("user")
+            if snap.answered_at is not None:
+                # Answered already: a colleague rings because the call is being put
+                # through to them; only the card the transfer made ahead (its note) pops.
+                ahead = set(
+                    await Card.filter(
+                        linkedid=snap.linkedid,
+                        message_id__isnull=True,
+                        agent_id__in=[a.id for a in agents],
+                    ).values_list("agent_id", flat=True)
+                )
+                agents = [a for a in agents if a.id in ahead]
             if agents:
                 if worker.facts is None:
                     await self._read_facts(worker, snap)

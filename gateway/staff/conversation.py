@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 TASK = "task"
+# The exchanges this desk runs (a transfer's pending note is gateway/staff/transfer.py's).
+KINDS_TAKEN = (*(k.value for k in Taken), TASK)
 # The card's buttons (`cd:<card>:<action>`) that start an exchange here.
 CARD_ACTIONS = {
     callbacks.CARD_MESSAGE: Taken.MESSAGE.value,
@@ -276,7 +278,7 @@ class Conversations:
             return None
         agent, actor = found
         conversation = (
-            await Conversation.filter(agent=agent, done=False)
+            await Conversation.filter(agent=agent, done=False, kind__in=list(KINDS_TAKEN))
             .order_by("-id")
             .select_related("agent")
             .first()

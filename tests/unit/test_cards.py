@@ -391,3 +391,22 @@ async def test_after_a_restart_ringing_cards_of_ended_calls_are_finished(
     assert sender.last(11).text.endswith("☑️ Answered by Maria")
     assert sender.last(12).text.endswith("✅ Answered by you · Call ended")
     assert await restarted.recover() == 0
+
+
+async def test_a_call_put_through_to_a_colleague_pops_the_card_with_the_note(
+    desk: tuple[CardDesk, RecordingSender],
+) -> None:
+    """Answered already, a call rings a colleague only when it is being put through: the
+    card the transfer made ahead (with its note) pops; a colleague without one gets none."""
+    d, sender = desk
+    await subscriber()
+    await agent("Anna", 11, "PJSIP/agent1")
+    boris = await agent("Boris", 12, "PJSIP/agent2")
+    await agent("Chloe", 13, "PJSIP/agent3")
+    call = ringing("c.1", "PJSIP/agent1")
+    await play(d, call, answered(call, "PJSIP/agent1"))
+    await Card.create(agent=boris, linkedid="c.1", chat_id=12, transfer_note="Wants a refund")
+    put_through = replace(answered(call, "PJSIP/agent1"), ringing=("PJSIP/agent2", "PJSIP/agent3"))
+    await play(d, put_through)
+    assert sorted(s.chat_id for s in sender.sent) == [11, 12]
+    assert "Wants a refund" in sender.last(12).text
