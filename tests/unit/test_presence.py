@@ -433,3 +433,26 @@ def test_pause_button_data(data: str | None, expected: tuple[int, str] | None) -
 
 def test_queue_status_of_one_queue() -> None:
     assert queue_status(QUEUE) == {"Action": "QueueStatus", "Queue": QUEUE}
+
+
+@pytest.mark.parametrize("chat", [10, 20])  # an agent of team A; A's supervisor
+@pytest.mark.parametrize("entry", ["signin", "signout", "pause", "resume", "pause_button"])
+async def test_no_presence_entry_point_reaches_another_teams_agent(
+    d: Desk, chat: int, entry: str
+) -> None:
+    """Every presence command and the pause buttons (forged for Eleni of team B) are
+    refused for team A's agent and supervisor: nothing reaches the PBX, her state stays."""
+    await d.desk.command(12, Act.SIGN_IN, "")  # Eleni is signed in, then paused
+    await d.desk.command(12, Act.PAUSE, "lunch")
+    before, sent = await d.state(d.eleni), len(d.link.actions())
+    target = str(d.eleni.id)
+    if entry == "pause_button":
+        reply = await d.desk.pause_button(chat, callbacks.pause(d.eleni.id, "break"))
+    elif entry == "resume":
+        reply = await d.desk.resume(chat, target)
+    else:
+        act = {"signin": Act.SIGN_IN, "signout": Act.SIGN_OUT, "pause": Act.PAUSE}[entry]
+        reply = await d.desk.command(chat, act, f"{target} coaching")
+    assert reply.refused
+    assert await d.state(d.eleni) == before and len(d.link.actions()) == sent
+    assert await AuditEntry.filter(actor=str(chat), result="refused").count() == 1

@@ -130,21 +130,28 @@ COVERED: dict[str, str] = {
         "tests.e2e.test_transfer_e2e::test_supervisor_listens_and_whispers_only_to_own_team"
     ),
 }
-# Entry points of the other parts of the desk (presence, cards, messages, tasks): their
-# refusals are their modules' tests; named here so that a new one cannot slip in unlisted.
-OTHERS = {
-    "^pz:",  # pause reasons (presence)
-    "^cd:[0-9]+:(appt|msg|req|task)$",  # the card's other buttons (messages, tasks)
-    "^cv:",
-    "^tk:",
-    "/signin",
-    "/signout",
-    "/pause",
-    "/resume",
-    "/online",
-    "/task",
-    "/tasks",
-}
+# The other parts of the desk (presence, messages, tasks): their refusal tests.
+PRESENCE = "tests.unit.test_presence::test_no_presence_entry_point_reaches_another_teams_agent"
+EXCHANGES = (
+    "tests.unit.test_conversation::"
+    "test_another_teams_card_or_exchange_is_refused_audited_and_unchanged"
+)
+COVERED.update(
+    {
+        "^pz:": PRESENCE,
+        "/signin": PRESENCE,
+        "/signout": PRESENCE,
+        "/pause": PRESENCE,
+        "/resume": PRESENCE,
+        "/online": "tests.unit.test_presence::test_online_shows_what_each_may_see",
+        "^cd:[0-9]+:(appt|msg|req|task)$": EXCHANGES,
+        "^cv:": EXCHANGES,
+        "^tk:": "tests.unit.test_tasks::test_another_teams_task_is_refused_audited_and_unchanged",
+        "/task": "tests.unit.test_tasks::test_a_task_by_command_asks_for_the_subscriber_first",
+        "/tasks": "tests.unit.test_tasks::test_tasks_lists_mine_with_buttons_and_done_closes",
+    }
+)
+OTHERS: set[str] = set()  # every staff entry point has its refusal test named above
 
 
 def _registered() -> tuple[set[str], set[str]]:
