@@ -28,6 +28,7 @@ from telegram.ext import (
 )
 
 from gateway.control import callbacks
+from gateway.staff import categories
 from gateway.staff.conversation import CARD_ACTIONS, Conversations
 from gateway.staff.replies import Reply
 from gateway.staff.tasks import Tasks
@@ -139,6 +140,15 @@ def make_new_task(conversations: Conversations) -> Handler:
     return on_new_task
 
 
+async def on_category(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/category [add|remove NAME]: the task categories (supervisors keep them)."""
+    message, chat = update.effective_message, update.effective_chat
+    if message is None or chat is None:
+        return
+    reply = await categories.keep(chat.id, " ".join(context.args or []), _lang(update))
+    await message.reply_text(reply.text or reply.toast)
+
+
 def make_list(tasks: Tasks) -> Handler:
     async def on_tasks(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, chat = update.effective_message, update.effective_chat
@@ -157,6 +167,7 @@ def install(
 ) -> None:
     application.add_handler(CommandHandler("task", make_new_task(conversations)))
     application.add_handler(CommandHandler("tasks", make_list(tasks)))
+    application.add_handler(CommandHandler("category", on_category))
     application.add_handler(
         CallbackQueryHandler(make_card_button(conversations), pattern=card_pattern())
     )

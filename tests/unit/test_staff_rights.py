@@ -149,6 +149,7 @@ COVERED.update(
         "^tk:": "tests.unit.test_tasks::test_another_teams_task_is_refused_audited_and_unchanged",
         "/task": "tests.unit.test_tasks::test_a_task_by_command_asks_for_the_subscriber_first",
         "/tasks": "tests.unit.test_tasks::test_tasks_lists_mine_with_buttons_and_done_closes",
+        "/category": "tests.unit.test_categories::test_an_agent_cannot_change_the_list",
     }
 )
 OTHERS: set[str] = set()  # every staff entry point has its refusal test named above
