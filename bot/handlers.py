@@ -28,7 +28,7 @@ from telegram.ext import (
 )
 
 from bot import staff
-from bot.menus import scenario_keyboard
+from bot.menus import publish_staff_menu, scenario_keyboard
 from gateway.control import callbacks
 from gateway.control.desk import CommandDesk, Outcome
 from locales import LANGUAGES, N_, tr
@@ -66,6 +66,8 @@ def make_start(desk: CommandDesk) -> Handler:
         staff_linked = await staff.link(code, chat.id, _telegram_language(update)) if code else None
         if staff_linked is not None:
             await message.reply_text(staff_linked)
+            lang = _telegram_language(update) or Language.EN
+            await publish_staff_menu(context.bot, chat.id, lang)
             return
         await message.reply_text(
             await desk.link_chat(chat.id, code, name, _telegram_language(update))

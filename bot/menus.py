@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeChat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+)
 from telegram.error import TelegramError
 
 from gateway.control import callbacks
@@ -35,6 +41,29 @@ async def publish_menus(bot: Bot) -> None:
                 await bot.set_my_commands(commands)
         except TelegramError as exc:
             log.warning("could not publish the %s command menu: %s", lang, exc)
+
+
+STAFF_MENU = (
+    ("signin", N_("Sign in to the queue")),
+    ("pause", N_("Pause, with a reason")),
+    ("resume", N_("Back from a pause")),
+    ("signout", N_("Sign out of the queue")),
+    ("online", N_("Who is online")),
+    ("tasks", N_("My open tasks")),
+    ("task", N_("A new task")),
+    ("category", N_("Task categories")),
+    ("listen", N_("Listen to a team member's call")),
+    ("whisper", N_("Whisper to a team member")),
+)
+
+
+async def publish_staff_menu(bot: Bot, chat_id: int, lang: str) -> None:
+    """A linked staff chat gets the desk's commands as its own menu (this chat only)."""
+    commands = [BotCommand(name, tr(lang, text)) for name, text in STAFF_MENU]
+    try:
+        await bot.set_my_commands(commands, scope=BotCommandScopeChat(chat_id))
+    except TelegramError as exc:
+        log.warning("could not publish the staff menu of a chat: %s", exc)
 
 
 def scenario_keyboard(lang: str, current: Scenario) -> InlineKeyboardMarkup:

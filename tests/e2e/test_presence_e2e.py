@@ -264,3 +264,14 @@ async def test_the_agent_commands_of_the_cli(tmp_path: Path) -> None:
             "signed_out",
             "chat=no",
         ]
+
+
+async def test_a_linked_staff_chat_gets_the_desks_commands_as_its_menu(desk: Desk) -> None:
+    """Only that chat: subscribers keep their own menu."""
+    scope = {"type": "chat", "chat_id": MARIA_CHAT}
+    await desk.bot.wait_for(
+        lambda c: c.method == "setMyCommands" and c.params.get("scope") == scope, timeout=WAIT
+    )
+    names = [c["command"] for c in desk.bot.commands(scope)]
+    assert names[:5] == ["signin", "pause", "resume", "signout", "online"]
+    assert "scenario" not in names and "signin" not in [c["command"] for c in desk.bot.commands()]
