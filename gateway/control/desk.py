@@ -32,7 +32,7 @@ from gateway.delivery.message_render import MessagePayload
 from gateway.delivery.notices import NewNotification, Notices
 from gateway.delivery.render import caller_label, local_time
 from gateway.diary import appointments as diary
-from gateway.pbx.errors import PbxUnavailable
+from gateway.pbx.errors import UNREACHABLE, PbxUnavailable
 from locales import LANGUAGES, N_, tr
 from models.db import (
     Appointment,
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 # charset: a text/* part without one reads as ASCII; method: what the invite is.
 # The answers every path shares, written once.
 NOT_FOR_YOU = N_("This button is not for you.")
-UNREACHABLE = N_("The phone system is not reachable right now; try again in a minute.")
 NO_MOBILE = N_("No mobile number on file; ask the operator to add one.")
 LINK_FIRST = N_("Send the code you got from the operator: /start CODE")
 # Commands about one call: "Forward calls to me" names the call its notification was about.

@@ -8,6 +8,11 @@ AmiClient); code outside gateway/pbx catches PbxUnavailable and never names them
 
 from __future__ import annotations
 
+from locales import N_
+
+# What people are told when the PBX did not do what they asked (every desk says it so).
+UNREACHABLE = N_("The phone system is not reachable right now; try again in a minute.")
+
 
 class PbxUnavailable(RuntimeError):
     """The PBX did not carry out an action: not connected, no answer in time, or refused."""

@@ -16,11 +16,11 @@ import logging
 from collections.abc import Callable, Iterable
 
 from gateway.pbx.actions import Pbx
-from gateway.pbx.errors import PbxUnavailable
+from gateway.pbx.errors import UNREACHABLE, PbxUnavailable
 from gateway.staff.identity import owner_of, staff_of_chat
 from gateway.staff.replies import Reply, language, not_staff, refuse
 from gateway.staff.rights import Act, Owner, allowed
-from gateway.staff.transfer import UNREACHABLE, record
+from gateway.staff.transfer import record
 from locales import N_, tr
 from models.events import CallSnapshot
 from models.staff import Agent

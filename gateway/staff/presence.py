@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from tortoise.transactions import in_transaction
 
 from gateway.control import audit, callbacks
-from gateway.pbx.errors import PbxUnavailable
+from gateway.pbx.errors import UNREACHABLE, PbxUnavailable
 from gateway.staff.identity import owner_of, staff_of_chat
 from gateway.staff.replies import Reply, language, not_staff, refuse
 from gateway.staff.rights import Act, Staff, allowed
@@ -44,7 +44,6 @@ from models.vocab import Channel
 
 log = logging.getLogger(__name__)
 
-UNREACHABLE = N_("The phone system is not reachable right now; try again in a minute.")
 NO_INTERFACE = N_("{agent} has no queue member interface yet; an admin sets it.")
 SIGNED_IN = N_("{agent} is signed in: calls ring now.")
 SIGNED_OUT = N_("{agent} is signed out.")

@@ -20,7 +20,7 @@ from tortoise.transactions import in_transaction
 
 from gateway.control import callbacks
 from gateway.pbx.actions import Pbx
-from gateway.pbx.errors import PbxUnavailable
+from gateway.pbx.errors import UNREACHABLE, PbxUnavailable
 from gateway.staff.identity import staff_of_chat
 from gateway.staff.replies import Reply, language, not_staff, refuse
 from gateway.staff.rights import Act, Owner, Staff, allowed
@@ -44,7 +44,6 @@ DONE, FOLLOW_UP, CALL = "done", "follow", "call"
 OPEN = (TaskStatus.NEW, TaskStatus.FOLLOW_UP)
 
 NO_TASKS = N_("No open tasks.")
-CALL_FAILED = N_("The phone system is not reachable; try again in a minute.")
 NO_INTERFACE = N_("You have no phone on the queue to call from.")
 NO_NUMBER = N_("This task has no number to call.")
 
@@ -327,7 +326,7 @@ class Tasks:
             )
         except PbxUnavailable as exc:
             log.warning("task %s: the call could not be placed: %s", task.id, exc)
-            return Reply(toast=tr(lang, CALL_FAILED))
+            return Reply(toast=tr(lang, UNREACHABLE))
         async with in_transaction():
             task.called_at = now
             await task.save(update_fields=["called_at"])

@@ -40,7 +40,7 @@ from gateway.control import callbacks
 from gateway.delivery.message_render import MessagePayload
 from gateway.delivery.notices import NewNotification, Notices
 from gateway.pbx.actions import Pbx
-from gateway.pbx.errors import PbxUnavailable
+from gateway.pbx.errors import UNREACHABLE, PbxUnavailable
 from gateway.staff.identity import owner_of, staff_of_chat
 from gateway.staff.replies import Reply, language, not_staff, refuse
 from gateway.staff.rights import Act, Owner, Staff, allowed
@@ -75,7 +75,6 @@ NOTE_SENT = N_("The note went to the subscriber in writing.")
 CALL_OVER = N_("This call is not on the line with you any more.")
 NOT_ONLINE = N_("{name} is not online any more.")
 NO_MOBILE = N_("The subscriber has no mobile number on file.")
-UNREACHABLE = N_("The phone system is not reachable right now; try again in a minute.")
 EXTENSION_LABEL = N_("extension {number}")
 TOLD = N_("A call was put through to you by {agent}: {subscriber}, caller {caller}.")
 TOLD_NOTE = N_("Transfer note: {note}")

@@ -23,10 +23,11 @@ from bot.handlers import button_routes, on_error
 from gateway.control import admin, callbacks
 from gateway.control import grammar as cmd
 from gateway.control.callbacks import MAX_ID, PREFIXES, parse_id, parse_slot, unpack
-from gateway.control.desk import NOT_FOR_YOU, UNREACHABLE, CommandDesk
+from gateway.control.desk import NOT_FOR_YOU, CommandDesk
 from gateway.control.lines import Control
 from gateway.delivery.notices import Notices
 from gateway.pbx.client import AmiUnavailable
+from gateway.pbx.errors import UNREACHABLE
 from locales import tr
 from models.database import close_db, open_db
 from models.db import Appointment, AuditEntry, Call, Notification
