@@ -9,6 +9,9 @@ one reaches the Greek subscriber on every channel during her quiet hours (demo/c
 A caller leaves the Russian subscriber a voicemail (transcribed) and a fax reaches the
 Chinese one through the HylaFAX hook (demo/media.py). The Chinese subscriber forwards
 calls from Telegram and the Greek one books an appointment by SMS (demo/control.py).
+Then the operator desk: two agents sign in, get screen-pop cards for a known caller, one
+takes an urgent message, transfers the call with a note and makes a task, and their
+supervisor asks who is online (demo/desk.py; on the sandbox side only).
 Prints a timeline and writes a JSON report (see README for its fields).
 
 The PBX side is a small interface (PbxSide): the sandbox's AMI stand-in playing scripted
@@ -31,7 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.runtime import Runtime
-from demo import channels, control, media, pbx
+from demo import channels, control, desk, media, pbx
 from demo.report import build_report, print_timeline
 from gateway.control import admin
 from models.database import migrate
@@ -278,10 +281,16 @@ async def run_demo(
                 await control.forward_from_telegram(bot, SUBSCRIBERS[2].chat_id)
                 await side.forwarded(SUBSCRIBERS[2].ddi)
                 await control.book_by_sms(smsc, SUBSCRIBERS[0].name, SUBSCRIBERS[0].mobile)
+                # The operator desk (demo/desk.py): only the sandbox plays the agents' phones.
+                seen = None
+                if isinstance(side, SandboxPbx):
+                    ru = SUBSCRIBERS[1]
+                    seen = await desk.desk_day(runtime, bot, side.ami, ru.name, ru.ddi, CALLERS[1])
                 await channels.wait_settled(runtime.gateway, WAIT)
                 report = await build_report(side.ami_actions, bot)
                 report.update(await media.media_report())
                 report.update(await control.control_report())
+                report.update(await desk.desk_report(seen))
                 report["sandbox"] = {
                     "emails": len(smtp.messages),
                     "sms": len(smsc.messages),
@@ -292,6 +301,7 @@ async def run_demo(
             finally:
                 await runtime.stop()
     print_timeline(report)
+    desk.print_desk(report)
     if report_path:
         text = json.dumps(report, ensure_ascii=False, indent=2)
         await asyncio.to_thread(Path(report_path).write_text, text, "utf-8")
@@ -306,6 +316,8 @@ def report_ok(report: dict[str, Any]) -> bool:
     told = [d for d in report["deliveries"] if d["kind"] == Kind.MISSED_CALL]
     problems = channels.check_channels(report) + media.check_media(report)
     problems += control.check_control(report)
+    if "pbx" not in report:  # the desk's part of the day is played on the sandbox only
+        problems += desk.check_desk(report)
     # What reached the PBX: the sandbox's action log, or the real PBX's own state.
     problems += pbx.check_pbx(report) if "pbx" in report else control.check_ami_actions(report)
     if sorted(d["subscriber"] for d in told) != sorted(missed) or any(

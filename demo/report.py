@@ -15,6 +15,8 @@ Report fields are an interface scripts rely on: extend, never rename.
               after the day), user_events (Frontdesk* UserEvents: name, fields), bridges
               (channels per bridge), call_back (mobile, caller, the bridge joining them),
               telegram_forward (ddi, its AstDB scenario after the Telegram command)
+  agents, agent_cards, tasks, desk: the operator desk's part (demo/desk.py desk_report);
+              empty with --pbx
 """
 
 from __future__ import annotations
