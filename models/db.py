@@ -12,6 +12,21 @@ from models.events import CallOutcome, CallStatus
 from models.vocab import Language, Scenario
 
 
+class CallDirection(StrEnum):
+    INBOUND = "inbound"  # a caller rang a subscriber's DDI
+    OUTBOUND = "outbound"  # the gateway placed it (call back, scheduled call, reminder)
+    INTERNAL = "internal"  # between the operator's own phones (transfers, listening)
+
+
+class NumberClass(StrEnum):
+    """What an outbound destination is, for the outbound policy (phonenumbers' types)."""
+
+    NATIONAL = "national"  # fixed line in the operator's country
+    MOBILE = "mobile"  # a mobile in the operator's country
+    INTERNATIONAL = "international"  # any number in another country
+    PREMIUM = "premium"  # premium rate, shared cost, personal numbers, UAN, ...
+
+
 class Role(StrEnum):
     SUBSCRIBER = "subscriber"  # a person of the subscriber's business who receives messages
     AGENT = "agent"
@@ -46,6 +61,12 @@ class Subscriber(Model):
     # Where the forward scenario sends calls ("forward <number>"); None: to the mobile.
     forward_number = fields.CharField(max_length=20, null=True)
     email = fields.CharField(max_length=254, null=True)
+    # The outbound policy: NumberClass values the gateway may call for this subscriber,
+    # comma-separated. International needs listing explicitly; premium is refused unless
+    # listed (by default it is not).
+    outbound_allowed = fields.CharField(
+        max_length=64, default="national,mobile", db_default="national,mobile"
+    )
     # Quiet hours, "HH:MM" in the subscriber's timezone (end may be past midnight): normal
     # messages wait until they end; both empty means none.
     quiet_start = fields.CharField(max_length=5, null=True)
@@ -147,6 +168,9 @@ class Call(Model):
     status = fields.CharEnumField(CallStatus, max_length=16, default=CallStatus.NOT_STARTED)
     outcome = fields.CharEnumField(CallOutcome, max_length=16, null=True)
     answered_by = fields.CharField(max_length=128, default="")
+    direction = fields.CharEnumField(
+        CallDirection, max_length=16, default=CallDirection.INBOUND, db_default="inbound"
+    )
     legs_rung = fields.IntField(default=0)
     started_at = fields.DatetimeField()
     answered_at = fields.DatetimeField(null=True)
@@ -339,3 +363,19 @@ class AuditEntry(Model):
 
     class Meta:
         table = "audit_entry"
+
+
+class HealthIncident(Model):
+    """Something wrong with a part of the service (AMI down, SMSC unbound, the outbox backing
+    up, ...): admins are alerted once when it opens and once when it is resolved."""
+
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=100, db_index=True)  # e.g. ami, smpp, outbox_backlog
+    # The key while the incident is open, NULL once resolved: one open incident per key.
+    open_key = fields.CharField(max_length=100, null=True, unique=True)
+    detail = fields.CharField(max_length=500, default="")
+    opened_at = fields.DatetimeField(db_index=True)
+    resolved_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "health_incident"

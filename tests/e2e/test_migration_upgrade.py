@@ -35,6 +35,7 @@ async def test_a_filled_database_at_0005_upgrades_to_the_head(tmp_path: Path) ->
             "Say hello",
             "",
         )
+        assert subscriber.outbound_allowed == "national,mobile"  # 0007's default
         link = await LinkCode.get(code="abc123")
         assert (link.subscriber_id, link.user_id) == (1, None)  # type: ignore[attr-defined]
     finally:
