@@ -1,7 +1,8 @@
 """Who of the operator's staff may do what: the one authorisation function.
 
 Agents see and change their own calls, cards, tasks and notes; supervisors also those of
-the teams they lead; directors (and admins) everything. Some acts need a rank whatever
+the teams they lead; directors (and admins) everything. Running the service is by rank:
+directors see the console and statistics, admins also manage subscribers and staff. Some acts need a rank whatever
 the scope: listening to or whispering into a live call, and keeping task categories, are
 for supervisors (on their own teams) and directors. Every bot action and callback of the
 desk asks `allowed` before it touches anything; a refusal changes nothing.
@@ -33,14 +34,23 @@ class Act(StrEnum):
     LISTEN = "listen"  # ChanSpy on a live call
     WHISPER = "whisper"
     KEEP_CATEGORIES = "keep_categories"
+    # Running the service (issue: admins and reports).
+    SEE_CONSOLE = "see_console"  # live and recent calls of every subscriber
+    SEE_STATISTICS = "see_statistics"  # KPIs, usage, billing exports
+    MANAGE_SUBSCRIBERS = "manage_subscribers"  # subscribers, DDIs, routes, PINs
+    MANAGE_STAFF = "manage_staff"  # staff, teams, link codes
 
 
 # Acts that need more than being the owner: the lowest role allowed, then scope applies.
-_RANK = {Role.AGENT: 1, Role.SUPERVISOR: 2, Role.DIRECTOR: 3, Role.ADMIN: 3}
+_RANK = {Role.AGENT: 1, Role.SUPERVISOR: 2, Role.DIRECTOR: 3, Role.ADMIN: 4}
 _MIN_RANK = {
     Act.LISTEN: Role.SUPERVISOR,
     Act.WHISPER: Role.SUPERVISOR,
     Act.KEEP_CATEGORIES: Role.SUPERVISOR,
+    Act.SEE_CONSOLE: Role.DIRECTOR,
+    Act.SEE_STATISTICS: Role.DIRECTOR,
+    Act.MANAGE_SUBSCRIBERS: Role.ADMIN,
+    Act.MANAGE_STAFF: Role.ADMIN,
 }
 
 

@@ -57,6 +57,10 @@ EXPECTED: dict[Role, dict[Act, str]] = {
         Act.LISTEN: ".....",
         Act.WHISPER: ".....",
         Act.KEEP_CATEGORIES: ".....",
+        Act.SEE_CONSOLE: ".....",
+        Act.SEE_STATISTICS: ".....",
+        Act.MANAGE_SUBSCRIBERS: ".....",
+        Act.MANAGE_STAFF: ".....",
     },
     Role.SUPERVISOR: {
         Act.SIGN_IN: "YY.Y.",
@@ -74,8 +78,16 @@ EXPECTED: dict[Role, dict[Act, str]] = {
         Act.LISTEN: "YY.Y.",
         Act.WHISPER: "YY.Y.",
         Act.KEEP_CATEGORIES: "YY.Y.",
+        Act.SEE_CONSOLE: ".....",
+        Act.SEE_STATISTICS: ".....",
+        Act.MANAGE_SUBSCRIBERS: ".....",
+        Act.MANAGE_STAFF: ".....",
     },
-    Role.DIRECTOR: dict.fromkeys(Act, "YYYYY"),
+    Role.DIRECTOR: {
+        **dict.fromkeys(Act, "YYYYY"),
+        Act.MANAGE_SUBSCRIBERS: ".....",
+        Act.MANAGE_STAFF: ".....",
+    },
     Role.ADMIN: dict.fromkeys(Act, "YYYYY"),
     Role.SUBSCRIBER: dict.fromkeys(Act, "....."),
 }
