@@ -4,8 +4,9 @@ Agents see and change their own calls, cards, tasks and notes; supervisors also 
 the teams they lead; directors (and admins) everything. Running the service is by rank:
 directors see the console and statistics, admins also manage subscribers and staff.
 Some acts need a rank whatever the scope: listening to or whispering into a live call,
-and keeping task categories, are for supervisors (on their own teams) and directors. Every bot action and callback of the
-desk asks `allowed` before it touches anything; a refusal changes nothing.
+and keeping task categories, are for supervisors (on their own teams) and directors.
+Every bot action and callback of the desk asks `allowed` before it touches anything; a
+refusal changes nothing.
 """
 
 from __future__ import annotations
