@@ -6,7 +6,10 @@ python main.py demo [--report FILE]         a short day against the sandbox
 python main.py demo --pbx [--asterisk PATH] the same day's calls on a real private Asterisk
 python main.py subscriber add|list|code ... admin helpers
 python main.py agent add|team add|code|list the operator's staff
+python main.py admin add --name N          the first admin (then /admin in the bot)
 python main.py deliveries [--status dead]   the outbox, e.g. the dead letters
+python main.py usage --month YYYY-MM [--subscriber ID] --csv FILE    the month's usage
+python main.py report --month YYYY-MM --subscriber ID --pdf FILE     a subscriber's PDF
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from models.database import close_db, is_locked, migrate, open_db
 from models.db import Delivery, DeliveryStatus, Subscriber, Urgency
 from models.phone import InvalidNumber
 from models.settings import ConfigError, Settings, load_settings
-from models.vocab import KINDS, LANGUAGES
+from models.vocab import KINDS, LANGUAGES, Language
 
 log = logging.getLogger("frontdesk")
 
@@ -123,8 +126,49 @@ async def cmd_subscriber(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{args.id}\t{args.kind}\t{urgency.value}\t{','.join(channels)}")
         return 0
 
-    actions = {"add": add, "list": listing, "code": code, "set": contact, "route": route}
+    async def outbound() -> int:
+        from gateway.admin import policy
+
+        subscriber = await Subscriber.get_or_none(id=args.id)
+        if subscriber is None:
+            raise admin.AdminError(f"no subscriber {args.id}")
+        if args.allow is not None:
+            try:
+                subscriber.outbound_allowed = policy.parse_allowed(args.allow)
+            except ValueError as exc:
+                raise admin.AdminError(str(exc)) from exc
+            await subscriber.save(update_fields=["outbound_allowed"])
+        print(f"{subscriber.id}\toutbound={subscriber.outbound_allowed}")
+        return 0
+
+    actions = {
+        "add": add,
+        "list": listing,
+        "code": code,
+        "set": contact,
+        "route": route,
+        "outbound": outbound,
+    }
     return await _with_db(settings, actions[args.action])
+
+
+async def cmd_international(settings: Settings, args: argparse.Namespace) -> int:
+    """The month's international calls placed by the gateway (the outbound policy's record)."""
+    from gateway.admin import policy
+
+    async def report() -> int:
+        month = args.month or policy.this_month()
+        zone = settings.locale.default_timezone
+        try:
+            calls = await policy.international_calls(month, zone)
+        except ValueError as exc:
+            raise admin.AdminError(f"--month: YYYY-MM ({exc})") from exc
+        for line in policy.report_lines(Language.EN, calls, zone):
+            print(line)
+        print(f"{len(calls)} international call(s) in {month}")
+        return 0
+
+    return await _with_db(settings, report)
 
 
 async def cmd_agent(settings: Settings, args: argparse.Namespace) -> int:
@@ -166,6 +210,24 @@ async def cmd_agent(settings: Settings, args: argparse.Namespace) -> int:
     actions = {"add": add, "team": team, "code": code, "list": listing}
     try:
         return await _with_db(settings, actions[args.action])
+    except people.StaffError as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 2
+
+
+async def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
+    """`admin add`: the first admin (later ones are added from the bot's /admin menu)."""
+    from gateway.staff import people
+
+    async def add() -> int:
+        created = await people.add_admin(args.name, args.language or None)
+        agent = created.agent
+        print(f"admin {agent.id} {agent.user.name!r} created")
+        print(f"link code: {created.link_code}  (they send /start {created.link_code})")
+        return 0
+
+    try:
+        return await _with_db(settings, add)
     except people.StaffError as exc:
         print(f"frontdesk: {exc}", file=sys.stderr)
         return 2
@@ -223,6 +285,59 @@ async def _while_locked(wait: float, attempt: Callable[[], Awaitable[int]]) -> i
         if tries > 1:
             log.info("database was locked: done at try %d", tries)
         return result
+
+
+async def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
+    """`usage`: the month's usage CSV (every subscriber, or one), written to --csv."""
+    from pathlib import Path
+
+    from gateway.admin import stats, usage
+
+    async def export() -> int:
+        zone = settings.locale.default_timezone
+        try:
+            rows = await usage.usage(args.month, zone, args.subscriber)
+        except stats.PeriodError as exc:
+            raise admin.AdminError(f"--month: {exc}") from exc
+        if args.subscriber is not None and not rows:
+            raise admin.AdminError(f"no subscriber {args.subscriber}")
+        await asyncio.to_thread(Path(args.csv).write_bytes, usage.to_csv(rows))
+        print(f"{len(rows)} subscriber(s), {args.month}: {args.csv}")
+        return 0
+
+    try:
+        return await _with_db(settings, export)
+    except admin.AdminError as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 2
+
+
+async def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    """`report`: one subscriber's monthly PDF (its language; reports.font for non-Latin)."""
+    from pathlib import Path
+
+    from gateway.admin import report_pdf, stats
+
+    async def write() -> int:
+        subscriber = await Subscriber.get_or_none(id=args.subscriber)
+        if subscriber is None:
+            raise admin.AdminError(f"no subscriber {args.subscriber}")
+        zone, font = settings.locale.default_timezone, settings.reports.font
+        try:
+            data = await report_pdf.report(
+                args.month, zone, subscriber.id, subscriber.language, font
+            )
+        except stats.PeriodError as exc:
+            raise admin.AdminError(f"--month: {exc}") from exc
+        await asyncio.to_thread(Path(args.pdf).write_bytes, data)
+        print(f"{subscriber.name}, {args.month}: {args.pdf}")
+        return 0
+
+    try:
+        return await _with_db(settings, write)
+    except admin.AdminError as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 2
 
 
 async def cmd_deliveries(settings: Settings, args: argparse.Namespace) -> int:
@@ -312,6 +427,13 @@ def parser() -> argparse.ArgumentParser:
     )
     contact.add_argument("--quiet", help="quiet hours HH:MM-HH:MM in their timezone ('' = none)")
     contact.add_argument("--pin", help="PIN (4-8 digits) for SMS commands; stored hashed")
+    outbound = actions.add_parser(
+        "outbound", help="show or set the outbound call policy", parents=[late_config]
+    )
+    outbound.add_argument("id", type=int)
+    outbound.add_argument(
+        "--allow", help="number classes it may call: national,mobile,international,premium"
+    )
     route = actions.add_parser(
         "route", help="channels, in order, for one kind of event", parents=[late_config]
     )
@@ -348,6 +470,14 @@ def parser() -> argparse.ArgumentParser:
     staff_code.add_argument("id", type=int, help="staff id")
     staff.add_parser("list", help="list staff and their presence", parents=[late_config])
 
+    admin_cmd = with_config("admin", "the operator's admins (then: /admin in the bot)")
+    admins = admin_cmd.add_subparsers(dest="action", required=True)
+    admin_add = admins.add_parser(
+        "add", help="create an admin and print their link code", parents=[late_config]
+    )
+    admin_add.add_argument("--name", required=True)
+    admin_add.add_argument("--language", choices=LANGUAGES)
+
     message = with_config("message", "queue a message taken for a subscriber")
     message.add_argument("id", type=int, help="subscriber id")
     message.add_argument("--text", required=True)
@@ -362,6 +492,18 @@ def parser() -> argparse.ArgumentParser:
         help="how long to keep trying while the database is locked (default 60)",
     )
 
+    international = with_config("international", "list the month's international calls")
+    international.add_argument("--month", help="YYYY-MM (default: this month)")
+
+    usage_cmd = with_config("usage", "the month's usage per subscriber, as CSV")
+    usage_cmd.add_argument("--month", required=True, help="YYYY-MM (operator's time zone)")
+    usage_cmd.add_argument("--subscriber", type=int, help="one subscriber's row only")
+    usage_cmd.add_argument("--csv", required=True, help="file to write")
+    report_cmd = with_config("report", "a subscriber's monthly report, as PDF")
+    report_cmd.add_argument("--month", required=True, help="YYYY-MM (operator's time zone)")
+    report_cmd.add_argument("--subscriber", type=int, required=True)
+    report_cmd.add_argument("--pdf", required=True, help="file to write")
+
     deliveries = with_config("deliveries", "list outbox rows")
     deliveries.add_argument("--status", choices=[s.value for s in DeliveryStatus])
     return p
@@ -372,8 +514,12 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "migrate": cmd_migrate,
     "subscriber": cmd_subscriber,
     "deliveries": cmd_deliveries,
+    "usage": cmd_usage,
+    "report": cmd_report,
     "message": cmd_message,
     "agent": cmd_agent,
+    "admin": cmd_admin,
+    "international": cmd_international,
 }
 
 

@@ -14,9 +14,11 @@ from typing import Any
 
 from telegram.ext import AIORateLimiter, Application
 
-from bot import handlers, staff, staff_calls, staff_desk
+from bot import admin, console, handlers, policy, reports, staff, staff_calls, staff_desk
 from bot.menus import publish_menus
 from bot.updates import OnePerChat
+from gateway.admin.console import Console
+from gateway.admin.report_desk import ReportDesk
 from gateway.app import Gateway
 from gateway.control.desk import CommandDesk
 from models.database import close_db, open_db
@@ -78,6 +80,20 @@ class Runtime:
         # Taking messages and tasks: card, exchange and task buttons, /task, /tasks, and
         # a staff member's typed answers (offered to the desk before the command desk).
         staff_desk.install(self.application, self.gateway.conversations, self.gateway.tasks)
+        # The admins' menus: /admin, its buttons, and typed answers to an open form.
+        admin.install(self.application, self.gateway.admin)
+        # The console of calls: /console and its buttons (directors and admins).
+        self.console = Console(
+            self.gateway.control,
+            self.gateway.tracker.unrouted,
+            settings.locale.default_timezone,
+        )
+        console.install(self.application, self.console)
+        # The international calls report: /international [YYYY-MM] (directors and admins).
+        policy.install(self.application, settings.locale.default_timezone)
+        # Statistics and usage: /stats, /usage (CSV), /report (PDF) for directors and admins.
+        self.reports = ReportDesk(settings.locale.default_timezone, settings.reports.font)
+        reports.install(self.application, self.reports)
         handlers.install(self.application, self.desk)
         self.application.add_error_handler(handlers.on_error)
 

@@ -20,6 +20,10 @@ from typing import Any
 from aiohttp import web
 from tortoise.transactions import in_transaction
 
+from gateway.admin import health as incidents
+from gateway.admin.health import HealthMonitor
+from gateway.admin.menus import AdminDesk
+from gateway.admin.usage import CHECK_EVERY, MonthlyUsage
 from gateway.calls.router import Router
 from gateway.calls.tracker import CallTracker
 from gateway.control.inbound import InboundDesk
@@ -47,6 +51,7 @@ from gateway.voicemail.transcription import Transcriber
 from models.db import Delivery, DeliveryStatus, Notification
 from models.events import CallSnapshot, VoicemailWaiting
 from models.settings import Settings
+from models.vocab import Channel
 from notifiers.base import DeliveryReport, InboundMessage, ManagedNotifier, Notifier
 from notifiers.email.inbound import MailIn
 
@@ -111,15 +116,34 @@ class Gateway:
         self.presence = PresenceDesk(self.pbx, settings.locale.default_timezone)
         # Tasks (reminders and escalation run in the `tasks` loop, on `tasks.clock`) and
         # the guided exchanges in which staff take messages and make tasks.
-        self.tasks = Tasks(self.pbx, on_new=self.outbox.wake)
+        self.tasks = Tasks(self.pbx, on_new=self.outbox.wake, region=settings.locale.default_region)
         self.conversations = Conversations(self.notices, self.tasks, settings.locale.default_region)
         self.control = Control(
-            self.pbx, ringing=lambda: self.tracker.calls.values(), on_moved=self.tracker.moved
+            self.pbx,
+            ringing=lambda: self.tracker.calls.values(),
+            on_moved=self.tracker.moved,
+            region=settings.locale.default_region,
+        )
+        # The admins' menus: every subscriber or DDI change goes to AstDB at once.
+        self.admin = AdminDesk(
+            self.control.push_lines,
+            settings.locale.default_region,
+            settings.locale.default_timezone,
         )
         # Agents putting live calls through from their cards; supervisors listening in.
-        self.transfers = Transfers(self.pbx, self.tracker.calls.get, self.notices)
+        self.transfers = Transfers(
+            self.pbx, self.tracker.calls.get, self.notices, region=settings.locale.default_region
+        )
         self.monitor = Monitor(self.pbx, lambda: self.tracker.calls.values())
         self.faxes = FaxDesk(self.notices, settings.locale.default_region)
+        # Last month's usage CSV to the operator's reports.email on the 1st (operator's time
+        # zone), through the outbox: the `reports` loop, on `reports.clock`; off without one.
+        self.reports = MonthlyUsage(
+            settings.reports.email.split(","),
+            settings.locale.default_timezone,
+            settings.locale.default_language,
+            on_new=self.outbox.wake,
+        )
         self.mail_in = MailIn(settings.mail_in, self.on_inbound)
         self.web = build_app(self.health, self.on_report, settings.fax, self.faxes.on_fax)
         self._runner: web.AppRunner | None = None
@@ -130,9 +154,29 @@ class Gateway:
         # knows agrees with us again (tests and the demo wait on it after a PBX restart).
         self.pbx_syncs = 0
         self._synced = asyncio.Condition()
+        # Health alerts to admins (gateway/admin/health.py): the links, failing sends and
+        # dead deliveries (the outbox's outcomes), the backlog; checked in the `health` loop.
+        self.incidents = HealthMonitor(
+            settings.health,
+            self.notices,
+            probes=[self._links, lambda: incidents.backlog(settings.health)],
+        )
+        self.outbox.observers.append(self.incidents.outcome)
 
     def add_notifier(self, notifier: Notifier) -> None:
         self.notifiers[notifier.channel] = notifier
+
+    async def _links(self) -> dict[str, str]:
+        """The health probe of the links: AMI logged in, the SMSC bound (when configured)."""
+        bad = {}
+        if not self.ami.connected.is_set():
+            s = self.settings.ami
+            bad[incidents.AMI] = f"not logged in to {s.host}:{s.port}"
+        sms = self.notifiers.get(Channel.SMS)
+        if sms is not None and getattr(sms, "is_bound", True) is False:
+            s2 = self.settings.smpp
+            bad[incidents.SMPP] = f"not bound to {s2.host}:{s2.port}"
+        return bad
 
     async def _fall_back(self, delivery: Delivery, reason: str) -> None:
         # One transaction: a crash must not leave the hop counted and its rows unwritten.
@@ -172,6 +216,7 @@ class Gateway:
         except Exception:
             log.exception("bringing agents' presence in step with the PBX failed")
         await self.control.reassert_all()
+        self.incidents.wake()  # the link is back: the health loop looks now
         self.pbx_syncs += 1
         async with self._synced:
             self._synced.notify_all()
@@ -286,6 +331,15 @@ class Gateway:
         sup.start("revert", lambda: repeat(report("revert"), self._revert_due, poll))
         sup.start("tasks", lambda: repeat(report("tasks"), self.tasks.due, poll))
         sup.start("router", self._route_forever)
+        monitor = self.incidents
+        sup.start("health", lambda: repeat(report("health"), monitor.check, monitor.pause))
+        if self.reports.enabled:
+            sup.start(
+                "reports",
+                lambda: repeat(
+                    report("reports"), self.reports.due, lambda: asyncio.sleep(CHECK_EVERY)
+                ),
+            )
         sup.start("cards", self.cards.run)
         sup.start("presence", self.presence.run)
         sup.start("outbox", self.outbox.run)
@@ -352,6 +406,7 @@ class Gateway:
             "deliveries": await self._delivery_counts(),
             "ami_frames": parser.stats.frames if parser else 0,
             "ami_malformed": parser.stats.malformed if parser else 0,
+            "incidents": self.incidents.open_keys(),
         }
 
     async def _delivery_counts(self) -> dict[str, int] | None:

@@ -210,6 +210,34 @@ class MailInSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    # Seconds between health checks (AMI link, SMSC bind, outbox backlog, failing sends).
+    check_interval: float = 15.0
+    # A condition lasting this long opens an incident (one alert); a dead delivery at once.
+    open_after: float = 5.0
+    # An incident resolves (one "resolved" message) once clear this long: flaps stay one.
+    hold_down: float = 30.0
+    # Consecutive transient failures on email (smtp) or MMS (mmsc) that make an incident.
+    failures: int = 3
+    # The outbox is backing up: more due deliveries than this, or one due for longer.
+    outbox_backlog: int = 500
+    outbox_age: float = 600.0
+    # Also email the alerts there (when the email channel is configured); empty: Telegram only.
+    admin_email: str = ""
+
+
+@dataclass(frozen=True)
+class ReportsSettings:
+    # Where last month's usage CSV is emailed on the 1st (comma-separated addresses; needs
+    # [smtp]); empty: not sent (admins still get it with /usage in the bot).
+    email: str = ""
+    # A TrueType font with Greek, Cyrillic or Chinese letters for the PDF reports (e.g.
+    # DejaVu Sans, Noto Sans CJK); empty: the built-in Latin font (other languages' reports
+    # are then written in English).
+    font: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
@@ -226,6 +254,8 @@ class Settings:
     transcription: TranscriptionSettings = field(default_factory=TranscriptionSettings)
     fax: FaxSettings = field(default_factory=FaxSettings)
     mail_in: MailInSettings = field(default_factory=MailInSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
+    reports: ReportsSettings = field(default_factory=ReportsSettings)
 
     def secrets(self) -> list[tuple[str, str]]:
         """(section, value) of every secret configured: the log redaction hides them."""

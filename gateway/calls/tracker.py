@@ -8,7 +8,8 @@ events tell who answered. Pure and synchronous: it is on the AMI hot path.
 A call exists only once our dialplan's FrontdeskCall (CallRouted) is seen: anything else
 (malformed frames, the gateway's own call-back Originate) never becomes a call. What came
 before it for a linkedid (Newchannel's caller name, channels) waits in a small, expiring
-LRU table of pending calls and is replayed when FrontdeskCall arrives.
+LRU table of pending calls and is replayed when FrontdeskCall arrives; `unrouted` lists
+the calls whose first channel is open there (the console's `not_started`).
 
 After every AMI login `reconcile` compares what is tracked with what the PBX lists: calls
 it no longer has ended while we could not see them (a PBX restart or crash sends no
@@ -85,6 +86,16 @@ class _Pending:
     open: set[str]  # uniqueids opened and not closed yet
 
 
+@dataclass(frozen=True, slots=True)
+class Unrouted:
+    """A channel that opens a call our dialplan has not routed yet: the console's
+    `not_started` (it becomes a call on its FrontdeskCall, or is forgotten)."""
+
+    linkedid: str
+    seen_at: float
+    opened: ChannelOpened
+
+
 class _PendingCalls:
     """Linkedids not (yet) calls: bounded (LRU, PENDING_MAX), each forgotten after
     PENDING_TTL, so a flood of frames for calls that never start cannot grow memory."""
@@ -118,6 +129,23 @@ class _PendingCalls:
                 return
         if len(entry.events) < PENDING_EVENTS_MAX:
             entry.events.append(event)
+
+    def unrouted(self) -> list[Unrouted]:
+        """Calls whose first channel is open and not routed yet, oldest first."""
+        self._expire(self._clock())
+        found = []
+        for linkedid, entry in self._table.items():
+            opened = next(
+                (
+                    e
+                    for e in entry.events
+                    if isinstance(e, ChannelOpened) and e.uniqueid == linkedid
+                ),
+                None,
+            )
+            if opened is not None and linkedid in entry.open:
+                found.append(Unrouted(linkedid, entry.seen_at, opened))
+        return sorted(found, key=lambda u: u.seen_at)
 
     def take(self, linkedid: str) -> _Pending | None:
         self._expire(self._clock())
@@ -353,6 +381,10 @@ class CallTracker:
             call.status = CallStatus.FORWARDED
         if call.status is not before:
             self._emit(call)
+
+    def unrouted(self) -> list[Unrouted]:
+        """Channels opening calls not routed yet (no FrontdeskCall so far)."""
+        return self.pending.unrouted()
 
     def channel_view(self) -> dict[str, frozenset[str]]:
         """The channels of every tracked call now; `reconcile` takes it as `before`."""

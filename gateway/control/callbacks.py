@@ -290,3 +290,85 @@ def unpack_pause(data: str | None) -> tuple[int, str] | None:
     if not agent_id or not colon or not _REASON.fullmatch(reason):
         return None
     return agent_id, reason
+
+
+# -- the admins' menus (admin chats; gateway/admin/menus.py, bot/admin.py) -----------------------
+# ad:<action>[:<arg>...]: menus and lists (ad:m, ad:sl:<page>, ad:s:<subscriber id>, ...) and
+# a form's answers (ad:f:<conversation id>:<step>:<choice>). Every part is a short word or
+# a DB id; gateway/admin checks rights and the ids named before acting.
+
+ADMIN = "ad"
+_ADMIN_PART = re.compile(r"[a-z0-9_]{1,24}")
+
+
+def admin(action: str, *args: object) -> str:
+    return ":".join((ADMIN, action, *(str(a) for a in args)))
+
+
+def unpack_admin(data: str | None) -> tuple[str, ...] | None:
+    """`ad:<action>[:<arg>...]` as (action, arg, ...) of short words, or None."""
+    rest = _argument(data or "", ADMIN)
+    if rest is None:
+        return None
+    parts = tuple(rest.split(":"))
+    if len(parts) > 5 or not all(_ADMIN_PART.fullmatch(p) for p in parts):
+        return None
+    return parts
+
+
+# -- the console of live and recent calls (staff chats; gateway/admin/console.py) ---------------
+# cs:<view>:<page>:<period>:<status>:<subscriber id>:<agent id>   the list (l) or a picker of
+#   period (p), status (s), subscriber (u) or agent (a), with the filters in force (0: any;
+#   status: 1 + its index in the console's order);
+# cs:d:<call id>  a call's detail;   cs:c:<call id>  call that caller back.
+
+CONSOLE = "cs"
+CONSOLE_VIEWS = ("l", "p", "s", "u", "a")
+CONSOLE_PERIODS = ("t", "y", "w", "m")  # today, yesterday, the last 7 days, this month
+CONSOLE_CALL_ACTIONS = ("d", "c")
+_SMALL = re.compile(r"0|[1-9][0-9]{0,3}")  # a page or a status index
+
+
+def console(view: str, page: int, period: str, status: int, subscriber: int, agent: int) -> str:
+    assert view in CONSOLE_VIEWS and period in CONSOLE_PERIODS, (view, period)
+    return f"{CONSOLE}:{view}:{page}:{period}:{status}:{subscriber}:{agent}"
+
+
+def console_call(action: str, call_id: int) -> str:
+    assert action in CONSOLE_CALL_ACTIONS, action
+    return f"{CONSOLE}:{action}:{call_id}"
+
+
+def _id_or_zero(text: str) -> int | None:
+    return 0 if text == "0" else parse_id(text)
+
+
+def unpack_console(data: str | None) -> tuple[str, int, str, int, int, int] | None:
+    """`cs:<view>:<page>:<period>:<status>:<subscriber>:<agent>` as a tuple, or None."""
+    rest = _argument(data or "", CONSOLE)
+    if rest is None:
+        return None
+    parts = rest.split(":")
+    if len(parts) != 6:
+        return None
+    view, page, period, status, subscriber, agent = parts
+    if view not in CONSOLE_VIEWS or period not in CONSOLE_PERIODS:
+        return None
+    if not _SMALL.fullmatch(page) or not _SMALL.fullmatch(status):
+        return None
+    subscriber_id, agent_id = _id_or_zero(subscriber), _id_or_zero(agent)
+    if subscriber_id is None or agent_id is None:
+        return None
+    return view, int(page), period, int(status), subscriber_id, agent_id
+
+
+def unpack_console_call(data: str | None) -> tuple[str, int] | None:
+    """`cs:d:<call id>` or `cs:c:<call id>` as (action, call id), or None."""
+    rest = _argument(data or "", CONSOLE)
+    if rest is None:
+        return None
+    action, colon, head = rest.partition(":")
+    call_id = parse_id(head)
+    if action not in CONSOLE_CALL_ACTIONS or not colon or not call_id:
+        return None
+    return action, call_id

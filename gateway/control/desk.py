@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from gateway.admin.policy import OutboundRefused, refusal
 from gateway.control import admin, audit, callbacks
 from gateway.control import grammar as cmd
 from gateway.control.inbound import sender_subscriber
@@ -250,6 +251,8 @@ class CommandDesk:
             log.warning("%s via %s: %s", type(command).__name__, actor.channel, exc)
         except NoMobileNumber:
             outcome = Outcome(tr(lang, NO_MOBILE), audit.REFUSED)
+        except OutboundRefused as exc:  # the subscriber's outbound policy: audited with why
+            outcome, detail = Outcome(refusal(lang, exc), audit.REFUSED), exc.number_class.value
         # Any command shows the subscriber is there: stop escalating what they were sent
         # (a button, just the notification or call it is about).
         await self._acknowledge(s, command)

@@ -13,20 +13,27 @@ subscriber's caller.
 
 The PBX is reached through gateway.pbx.actions.Pbx (typed actions); every failure there is
 a PbxUnavailable.
+
+Every number the gateway makes the PBX call (a call back's caller, the number ringing calls
+are moved or forwarded to) passes the subscriber's outbound policy first
+(gateway/admin/policy.py): a refusal is OutboundRefused and nothing is changed or dialled.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from gateway.admin import policy
+from gateway.admin.policy import OutboundRefused
 from gateway.pbx.actions import AmiLink, Pbx
 from gateway.pbx.errors import PbxUnavailable
-from models.db import Call, Ddi, Subscriber
-from models.events import CallSnapshot
+from models.db import Call, CallDirection, Ddi, Subscriber
+from models.events import CallSnapshot, CallStatus
 from models.vocab import Scenario
 
 log = logging.getLogger(__name__)
@@ -63,11 +70,13 @@ class Control:
         pbx: Pbx | AmiLink,
         ringing: Callable[[], Iterable[CallSnapshot]] = tuple,
         on_moved: Callable[[str, str], None] = lambda linkedid, number: None,
+        region: str = "GR",
     ) -> None:
         # An AMI link (a test double recording frames) gets the typed actions over it.
         self._pbx = pbx if isinstance(pbx, Pbx) else Pbx(pbx)
         self._ringing = ringing  # the tracker's calls in progress (live objects)
         self._on_moved = on_moved  # told (linkedid, number) of each call moved to a mobile
+        self._region = region  # the operator's country: what the outbound policy calls home
 
     async def _db_put(self, key: str, value: str) -> None:
         await self._pbx.db_put(ASTDB_FAMILY, key, value)
@@ -106,7 +115,9 @@ class Control:
         self, subscriber: Subscriber, scenario: Scenario, until: datetime | None = None
     ) -> None:
         """Switch the lines now; with `until`, the scenario in force now returns by itself
-        then (revert_due)."""
+        then (revert_due). Forwarding needs a number the outbound policy allows."""
+        if scenario is Scenario.FORWARD and subscriber.forward_target:
+            policy.check(subscriber, subscriber.forward_target, self._region)
         if until is None:
             after = None
         else:  # a timed switch during a timed switch returns to the original scenario
@@ -119,6 +130,8 @@ class Control:
     async def set_forward(self, subscriber: Subscriber, number: str | None) -> None:
         """The number calls are forwarded to (None: the mobile; with no mobile either, the
         forward scenario falls back at once, as the dialplan documents)."""
+        if number:
+            policy.check(subscriber, number, self._region)
         await self._commit(subscriber, forward_number=number)
 
     async def revert_due(self, now: datetime) -> int:
@@ -126,7 +139,10 @@ class Control:
         reverted = 0
         for subscriber in await Subscriber.filter(scenario_until__lte=now):
             back = subscriber.scenario_after or Scenario.AGENT
-            await self.set_scenario(subscriber, back)
+            try:
+                await self.set_scenario(subscriber, back)
+            except OutboundRefused:  # the policy changed meanwhile: the agents answer
+                await self.set_scenario(subscriber, Scenario.AGENT)
             reverted += 1
         return reverted
 
@@ -137,11 +153,17 @@ class Control:
         number = subscriber.forward_target  # where the lines forward now
         if not number:
             return 0
+        try:
+            number_class = policy.check(subscriber, number, self._region)
+        except OutboundRefused:
+            return 0  # the forward scenario itself was refused; nothing to move
         lines = set(await Ddi.filter(subscriber=subscriber).values_list("number", flat=True))
         calls = [c for c in self._ringing() if _waiting(c) and c.ddi in lines]
         moved = 0
         for call in calls:
-            moved += await self._move(call, number)
+            if await self._move(call, number):
+                moved += 1
+                await policy.placed(subscriber, number, number_class, policy.FORWARD)
         if calls:
             log.info(
                 "subscriber %s: %d of %d ringing call(s) moved to mobile",
@@ -179,6 +201,7 @@ class Control:
         number = subscriber.mobile
         if not number:
             raise NoMobileNumber(subscriber.name)
+        policy.check(subscriber, number, self._region)
         # "To me": the lines forward to the mobile (no other target), the ringing calls too.
         await self._commit(subscriber, scenario=Scenario.FORWARD, forward_number=None)
         moved = await self.redirect_ringing(subscriber)
@@ -186,11 +209,26 @@ class Control:
         return Forwarded(number, moved)
 
     async def call_back(self, subscriber: Subscriber, call: Call) -> None:
-        """Ring the subscriber's mobile first, then connect the caller."""
+        """Ring the subscriber's mobile first, then connect the caller (whom the outbound
+        policy must allow calling: OutboundRefused otherwise)."""
         if not subscriber.mobile:
             raise NoMobileNumber(subscriber.name)
+        number_class = policy.check(subscriber, call.caller_number, self._region)
         await self._pbx.originate_callback(
             subscriber.mobile, call.caller_number, CALLBACK_CONTEXT, subscriber.name, call.ddi
+        )
+        await policy.placed(subscriber, call.caller_number, number_class, policy.CALLBACK)
+        # The console lists it as an outgoing call: placed, its progress not followed
+        # (the tracker keeps no call of our own Originate).
+        await Call.create(
+            linkedid=f"out:{uuid.uuid4().hex}",
+            ddi=call.ddi,
+            subscriber=subscriber,
+            caller_number=call.caller_number,
+            caller_name=call.caller_name,
+            direction=CallDirection.OUTBOUND,
+            status=CallStatus.SCHEDULED,
+            started_at=datetime.now(UTC),
         )
 
     async def reassert_all(self) -> None:

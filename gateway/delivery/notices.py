@@ -327,9 +327,24 @@ class Notices:
 
     # -- telling the operator ----------------------------------------------------------
 
-    async def alert_admins(self, key: str, text: str) -> int:
+    async def alert_admins(
+        self,
+        key: str,
+        text: str,
+        render: Callable[[str], str] | None = None,
+        email: str = "",
+    ) -> int:
         """Something an admin must see (a fax that could not be read): a Telegram message to
-        every admin chat, once per key. With no admin chat it is a dead row saying so."""
+        every admin chat, once per key. With no admin chat it is a dead row saying so.
+        `render(lang)`, when given, is the whole message in an admin's language (health
+        alerts and their resolution); `email` also sends it to that address, when the
+        email channel is configured."""
+
+        def words(lang: str) -> str:
+            if render is not None:
+                return render(lang)
+            return tr(lang, "Frontdesk alert: {text}", text=text)
+
         admins = await User.filter(role=Role.ADMIN, telegram_chat_id__isnull=False)
         now = self._clock()
         rows = [
@@ -338,7 +353,7 @@ class Notices:
                 kind="admin_alert",
                 channel=Channel.TELEGRAM,
                 address=str(a.telegram_chat_id),
-                text=tr(a.language or Language.EN, "Frontdesk alert: {text}", text=text),
+                text=words(a.language or Language.EN),
                 status=DeliveryStatus.PENDING,
                 next_attempt_at=now,
             )
@@ -355,6 +370,20 @@ class Notices:
                 next_attempt_at=now,
             )
         ]
+        if email and Channel.EMAIL in self.channels:
+            body = words(Language.EN)
+            rows.append(
+                Delivery(
+                    dedupe_key=f"{key}:admin:email:{email}",
+                    kind="admin_alert",
+                    channel=Channel.EMAIL,
+                    address=email,
+                    subject=body.splitlines()[0][:255],
+                    text=body,
+                    status=DeliveryStatus.PENDING,
+                    next_attempt_at=now,
+                )
+            )
         fresh = [r for r in rows if not await Delivery.exists(dedupe_key=r.dedupe_key)]
         if fresh:
             await Delivery.bulk_create(fresh)

@@ -13,7 +13,9 @@ nothing and is audited.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 from gateway.pbx.actions import Pbx
 from gateway.pbx.errors import UNREACHABLE, PbxUnavailable
@@ -22,7 +24,8 @@ from gateway.staff.replies import Reply, language, not_staff, refuse
 from gateway.staff.rights import Act, Owner, allowed
 from gateway.staff.transfer import record
 from locales import N_, tr
-from models.events import CallSnapshot
+from models.db import Call, CallDirection
+from models.events import CallSnapshot, CallStatus
 from models.staff import Agent
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,16 @@ class Monitor:
             await record(chat_id, None, what, "failed")
             return Reply(text=tr(lang, UNREACHABLE))
         await record(chat_id, None, f"{what} (agent {agent.id})", "done")
+        # An internal call in the console: the supervisor's phone onto the agent's call.
+        await Call.create(
+            linkedid=f"int:{uuid.uuid4().hex}",
+            caller_number=agent.interface or "",
+            caller_name=name,
+            status=CallStatus.SCHEDULED,
+            direction=CallDirection.INTERNAL,
+            answered_by=me.interface,
+            started_at=datetime.now(UTC),
+        )
         return Reply(text=tr(lang, WHISPERING if whisper else LISTENING, name=name))
 
     async def _channel_of(self, agent: Agent) -> str | None:

@@ -74,9 +74,11 @@ async def add_staff(
     interface: str | None = None,
     queue: str | None = None,
     language: str | None = None,
+    admin: bool = False,
 ) -> NewStaff:
-    """A staff member (their user and desk) and the code that links their chat."""
-    if role not in STAFF_ROLES:
+    """A staff member (their user and desk) and the code that links their chat. An admin
+    (role admin) only with `admin`: see add_admin."""
+    if role not in STAFF_ROLES and not (admin and role == Role.ADMIN):
         raise StaffError(f"role must be one of {', '.join(STAFF_ROLES)}")
     if language is not None and language not in LANGUAGES:
         raise StaffError(f"language must be one of {', '.join(LANGUAGES)}")
@@ -99,6 +101,12 @@ async def add_staff(
         code = await _new_code(user)
     agent.user = user
     return NewStaff(agent, code)
+
+
+async def add_admin(name: str, language: str | None = None) -> NewStaff:
+    """An admin: a staff user with role admin and a desk row, so identity and rights know
+    them (`frontdesk admin add` makes the first, the admins' menus the others)."""
+    return await add_staff(name=name, role=Role.ADMIN, language=language, admin=True)
 
 
 async def new_staff_code(agent_id: int) -> str:

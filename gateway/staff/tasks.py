@@ -5,12 +5,14 @@ A reminder and an escalation are each sent once (`reminded_at`, `escalated_at` a
 the transaction that writes their outbox rows, keyed `task:<id>:remind:<chat>` and
 `task:<id>:escalate:<chat>`), through the outbox as Telegram messages to the staff chats.
 A scheduled call shows in the console as a `Call` row with status `scheduled` (linkedid
-`task:<id>`) until the agent places it; then that row goes and the PBX's own call follows.
+`task:<id>`, direction outbound) until the agent places it; then that row goes and an
+outbound row `out:<uuid>` records the call placed (its progress on the PBX is not followed).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -18,6 +20,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 from tortoise.transactions import in_transaction
 
+from gateway.admin import policy
 from gateway.control import callbacks
 from gateway.pbx.actions import Pbx
 from gateway.pbx.errors import UNREACHABLE, PbxUnavailable
@@ -25,7 +28,7 @@ from gateway.staff.identity import staff_of_chat
 from gateway.staff.replies import Reply, language, not_staff, refuse
 from gateway.staff.rights import Act, Owner, Staff, allowed
 from locales import N_, tr
-from models.db import Call, Ddi, Delivery, DeliveryStatus, Subscriber, User
+from models.db import Call, CallDirection, Ddi, Delivery, DeliveryStatus, Subscriber, User
 from models.events import CallStatus
 from models.staff import Agent, Task, TaskStatus, Team
 from models.vocab import Channel
@@ -79,8 +82,10 @@ class Tasks:
         on_new: Callable[[], None] = lambda: None,
         clock: Clock = utcnow,
         grace: timedelta = GRACE,
+        region: str = "GR",
     ) -> None:
         self._pbx = pbx
+        self._region = region  # the operator's country, for the outbound policy
         self._on_new = on_new
         self.clock = clock  # replaceable: tests move time on
         self.grace = grace
@@ -124,6 +129,7 @@ class Tasks:
                 caller_number=caller_number,
                 caller_name=caller_name,
                 status=CallStatus.SCHEDULED,
+                direction=CallDirection.OUTBOUND,
                 started_at=due_at,
             )
         log.info("task %s for subscriber %s due %s", task.id, subscriber.id, due_at.isoformat())
@@ -315,6 +321,14 @@ class Tasks:
             return Reply(toast=tr(lang, NO_NUMBER))
         if not agent.interface or self._pbx is None:
             return Reply(toast=tr(lang, NO_INTERFACE))
+        try:  # the customer is the far end: the subscriber's outbound policy applies
+            number_class = policy.check(subscriber, task.caller_number, self._region)
+        except policy.OutboundRefused as exc:
+            what = f"task {task.id}: call {task.caller_number}"
+            chat = str(agent.user.telegram_chat_id)
+            await policy.audit_refusal(Channel.TELEGRAM, chat, subscriber, what, exc)
+            text = policy.refusal(lang, exc)
+            return Reply(text=text, toast=text[:200], refused=True)
         ddi = await Ddi.filter(subscriber=subscriber).order_by("id").first()
         try:
             await self._pbx.originate_agent_first(
@@ -331,6 +345,19 @@ class Tasks:
             task.called_at = now
             await task.save(update_fields=["called_at"])
             await Call.filter(linkedid=f"task:{task.id}", status=CallStatus.SCHEDULED).delete()
+            # Placed: an outgoing call of this agent's in the console (not followed further).
+            await Call.create(
+                linkedid=f"out:{uuid.uuid4().hex}",
+                ddi=ddi.number if ddi else "",
+                subscriber=subscriber,
+                caller_number=task.caller_number,
+                caller_name=task.caller_name,
+                status=CallStatus.SCHEDULED,
+                direction=CallDirection.OUTBOUND,
+                answered_by=agent.interface,
+                started_at=now,
+            )
+        await policy.placed(subscriber, task.caller_number, number_class, policy.TASK)
         log.info("task %s: call to %s placed from %s", task.id, task.caller_number, agent.interface)
         return Reply(
             describe(lang, task, subscriber),

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from gateway.admin import policy
 from gateway.control import callbacks
 from gateway.delivery.message_render import MessagePayload
 from gateway.delivery.notices import NewNotification, Notices
@@ -45,8 +47,8 @@ from gateway.staff.identity import owner_of, staff_of_chat
 from gateway.staff.replies import Reply, language, not_staff, refuse
 from gateway.staff.rights import Act, Owner, Staff, allowed
 from locales import LANGUAGES, N_, tr
-from models.db import AuditEntry, Subscriber, Urgency
-from models.events import CallSnapshot
+from models.db import AuditEntry, Call, CallDirection, Subscriber, Urgency
+from models.events import CallSnapshot, CallStatus
 from models.staff import Agent, Card, Conversation, Presence
 from models.vocab import Channel, Kind, Language
 
@@ -127,8 +129,10 @@ class Transfers:
         call_of: CallOf,
         notices: Notices | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        region: str = "GR",
     ) -> None:
         self._pbx = pbx
+        self._region = region  # the operator's country, for the outbound policy
         self._call_of = call_of  # the tracker's live call by linkedid
         self._notices = notices  # None: no written note to the subscriber
         self._clock = clock
@@ -289,6 +293,12 @@ class Transfers:
             number = _mobile(subscriber) if subscriber is not None else ""
             if not number:
                 return Outcome(Reply(text=tr(lang, NO_MOBILE), toast=tr(lang, NO_MOBILE)))
+            try:  # the mobile is the far end: the subscriber's outbound policy applies
+                number_class = policy.check(subscriber, number, self._region)  # type: ignore[arg-type]
+            except policy.OutboundRefused as exc:
+                await policy.audit_refusal(Channel.TELEGRAM, str(chat_id), subscriber, what, exc)
+                text = policy.refusal(lang, exc)
+                return Outcome(Reply(text=text, toast=text[:200], refused=True))
             value, label = number, str(answers.get("name") or number)
         elif kind == EXTEN and EXTENSION.fullmatch(str(target_key)):
             value, label = str(target_key), tr(lang, EXTENSION_LABEL, number=target_key)
@@ -308,6 +318,21 @@ class Transfers:
             await record(chat_id, subscriber, what, "failed")
             return Outcome(Reply(text=tr(lang, CALL_OVER), toast=tr(lang, CALL_OVER)))
         await record(chat_id, subscriber, what, "done")
+        if kind == MOBILE and subscriber is not None:
+            await policy.placed(subscriber, value, number_class, policy.TRANSFER)
+        # The leg put through is a call of its own in the console: to the subscriber's
+        # mobile outgoing, to a colleague or an extension internal.
+        await Call.create(
+            linkedid=f"xfer:{uuid.uuid4().hex}",
+            ddi=call.ddi,
+            subscriber=subscriber,
+            caller_number=card.caller_number or call.caller_number,
+            caller_name=label,
+            status=CallStatus.SCHEDULED,
+            direction=CallDirection.OUTBOUND if kind == MOBILE else CallDirection.INTERNAL,
+            answered_by=agent.interface or "",
+            started_at=datetime.now(UTC),
+        )
         log.info("call %s put through by agent %s to %s", card.linkedid, agent.id, kind)
         lines = [tr(lang, DONE, target=label)]
         tell: tuple[Told, ...] = ()

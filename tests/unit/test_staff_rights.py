@@ -164,6 +164,25 @@ COVERED.update(
         "/category": "tests.unit.test_categories::test_an_agent_cannot_change_the_list",
     }
 )
+# The admins' menus: /admin and every ad: button, forged, from a director and a stranger.
+ADMIN_MENUS = (
+    "tests.unit.test_admin_menus::test_every_admin_button_is_refused_to_others_and_audited"
+)
+COVERED.update({"^ad:": ADMIN_MENUS, "/admin": ADMIN_MENUS})
+# The console of calls: /console and every cs: button, from an agent and a supervisor.
+CONSOLE = "tests.unit.test_console::test_agents_and_supervisors_are_refused_and_audited"
+COVERED.update({"^cs:": CONSOLE, "/console": CONSOLE})
+# The international calls report (the outbound policy's record): directors and admins.
+COVERED["/international"] = (
+    "tests.unit.test_policy::"
+    "test_the_international_report_is_refused_to_agents_and_strangers_and_audited"
+)
+# Statistics, the usage CSV and the PDF report: directors and admins.
+REPORTS = (
+    "tests.unit.test_stats::"
+    "test_stats_usage_and_report_are_for_directors_and_admins_only_and_audited"
+)
+COVERED.update({"/stats": REPORTS, "/usage": REPORTS, "/report": REPORTS})
 OTHERS: set[str] = set()  # every staff entry point has its refusal test named above
 
 

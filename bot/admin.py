@@ -1,0 +1,115 @@
+"""The Telegram adapter of the admins' menus: /admin, the `ad:` buttons and typed answers
+to an open admin form. Nothing here decides: gateway/admin/menus.py checks rights, stores
+each step, changes and audits; this module shows what it answers.
+
+The buttons are registered before bot/handlers.install (bot/runtime.py), so the refusing
+fallback of the subscribers' buttons does not claim them. Typed text is offered here
+first (TEXT_GROUP): an admin with a form open answers its question; any other text goes
+on unchanged to the staff desk and the command desk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from gateway.admin.menus import AdminDesk
+from gateway.control import callbacks
+from gateway.staff.replies import Reply
+from locales import LANGUAGES
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+TEXT_GROUP = -5  # after transfers' notes (-10), before the staff desk (-1) and commands (0)
+TOAST = 200  # Telegram's limit for a callback answer
+
+
+def _lang(update: Update) -> str | None:
+    user = update.effective_user
+    code = (user.language_code or "")[:2] if user else ""
+    return code if code in LANGUAGES else None
+
+
+def markup(reply: Reply) -> InlineKeyboardMarkup | None:
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(label, callback_data=data) for label, data in row]
+            for row in reply.buttons
+        ]
+    )
+
+
+async def _in_place(query: CallbackQuery, reply: Reply) -> None:
+    """The menu, card or question replaces the one pressed on."""
+    try:
+        await query.edit_message_text(reply.text, reply_markup=markup(reply))
+    except TelegramError as exc:  # too old to edit, or unchanged: say it anew
+        log.info("could not edit the admin menu in place: %s", exc)
+        if query.message is not None:
+            await query.get_bot().send_message(
+                query.message.chat.id, reply.text, reply_markup=markup(reply)
+            )
+
+
+def make_menu(desk: AdminDesk) -> Handler:
+    async def on_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, chat = update.effective_message, update.effective_chat
+        if message is None or chat is None:
+            return
+        reply = await desk.menu(chat.id, _lang(update))
+        await message.reply_text(reply.text or reply.toast, reply_markup=markup(reply))
+
+    return on_admin
+
+
+def make_button(desk: AdminDesk) -> Handler:
+    async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query, chat = update.callback_query, update.effective_chat
+        if query is None or chat is None:
+            return
+        reply = await desk.press(chat.id, query.data or "", _lang(update))
+        await query.answer(reply.toast[:TOAST] or None)
+        if reply.text and not reply.refused:
+            await _in_place(query, reply)
+
+    return on_button
+
+
+def make_text(desk: AdminDesk) -> Handler:
+    async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, chat = update.effective_message, update.effective_chat
+        if message is None or chat is None or not message.text:
+            return
+        reply = await desk.text(chat.id, message.text, _lang(update))
+        if reply is None:
+            return  # no admin form open: the next groups have it
+        await message.reply_text(reply.text or reply.toast, reply_markup=markup(reply))
+        raise ApplicationHandlerStop
+
+    return on_text
+
+
+def install(application: Application[Any, Any, Any, Any, Any, Any], desk: AdminDesk) -> None:
+    application.add_handler(CommandHandler("admin", make_menu(desk)))
+    application.add_handler(
+        CallbackQueryHandler(make_button(desk), pattern=callbacks.pattern(callbacks.ADMIN))
+    )
+    application.add_handler(
+        MessageHandler(filters.TEXT & ~filters.COMMAND, make_text(desk)), group=TEXT_GROUP
+    )
