@@ -11,7 +11,9 @@ Chinese one through the HylaFAX hook (demo/media.py). The Chinese subscriber for
 calls from Telegram and the Greek one books an appointment by SMS (demo/control.py).
 Then the operator desk: two agents sign in, get screen-pop cards for a known caller, one
 takes an urgent message, transfers the call with a note and makes a task, and their
-supervisor asks who is online (demo/desk.py; on the sandbox side only).
+supervisor asks who is online (demo/desk.py; on the sandbox side only). Last the admins:
+one adds a subscriber from /admin, is told of an AMI outage and its end, and pulls the
+console, the day's statistics and the month's usage CSV (demo/admin.py; sandbox only too).
 Prints a timeline and writes a JSON report (see README for its fields).
 
 The PBX side is a small interface (PbxSide): the sandbox's AMI stand-in playing scripted
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.runtime import Runtime
+from demo import admin as admins
 from demo import channels, control, desk, media, pbx
 from demo.report import build_report, print_timeline
 from gateway.control import admin
@@ -155,7 +158,8 @@ def demo_settings(workdir: Path, bot: BotApiServer) -> Settings:
     """Everything but the PBX side's (PbxSide.configure)."""
     s = load_settings(None, environ={})
     s = with_section(s, "database", url=f"sqlite://{workdir / 'frontdesk.sqlite3'}")
-    s = with_section(s, "ami", ping_interval=5.0)
+    # A quick reconnect: the admins' part of the day stops the sandbox AMI for a moment.
+    s = with_section(s, "ami", ping_interval=5.0, reconnect_min=0.05, reconnect_max=0.5)
     s = with_section(
         s,
         "telegram",
@@ -182,6 +186,11 @@ async def link_chats(runtime: Runtime, bot: BotApiServer) -> None:
         )
         bot.inject_message(sub.chat_id, f"/start {created.link_code}", language_code=sub.language)
         await bot.wait_for(partial(_sent_to, str(sub.chat_id)), timeout=WAIT)
+    # The Chinese subscriber's mobile is abroad: forwarding to it needs the operator's
+    # permission for international calls (the outbound policy, gateway/admin/policy.py).
+    await Subscriber.filter(name=SUBSCRIBERS[2].name).update(
+        outbound_allowed="national,mobile,international"
+    )
     # A known customer of the Russian subscriber: the message names her.
     ru = await Subscriber.get(name=SUBSCRIBERS[1].name)
     await Contact.create(subscriber=ru, name="Мария Петрова", number="+302101234567")
@@ -283,14 +292,19 @@ async def run_demo(
                 await control.book_by_sms(smsc, SUBSCRIBERS[0].name, SUBSCRIBERS[0].mobile)
                 # The operator desk (demo/desk.py): only the sandbox plays the agents' phones.
                 seen = None
+                admin_seen = None
                 if isinstance(side, SandboxPbx):
                     ru = SUBSCRIBERS[1]
                     seen = await desk.desk_day(runtime, bot, side.ami, ru.name, ru.ddi, CALLERS[1])
+                    # The admins (demo/admin.py): a subscriber added, an outage told, the
+                    # console, statistics and usage pulled; on the sandbox only too.
+                    admin_seen = await admins.admin_day(runtime, bot, side.ami)
                 await channels.wait_settled(runtime.gateway, WAIT)
                 report = await build_report(side.ami_actions, bot)
                 report.update(await media.media_report())
                 report.update(await control.control_report())
                 report.update(await desk.desk_report(seen))
+                report.update(await admins.admin_report(admin_seen))
                 report["sandbox"] = {
                     "emails": len(smtp.messages),
                     "sms": len(smsc.messages),
@@ -302,6 +316,7 @@ async def run_demo(
                 await runtime.stop()
     print_timeline(report)
     desk.print_desk(report)
+    admins.print_admin(report)
     if report_path:
         text = json.dumps(report, ensure_ascii=False, indent=2)
         await asyncio.to_thread(Path(report_path).write_text, text, "utf-8")
@@ -318,6 +333,7 @@ def report_ok(report: dict[str, Any]) -> bool:
     problems += control.check_control(report)
     if "pbx" not in report:  # the desk's part of the day is played on the sandbox only
         problems += desk.check_desk(report)
+        problems += admins.check_admin(report)
     # What reached the PBX: the sandbox's action log, or the real PBX's own state.
     problems += pbx.check_pbx(report) if "pbx" in report else control.check_ami_actions(report)
     if sorted(d["subscriber"] for d in told) != sorted(missed) or any(

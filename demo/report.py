@@ -7,7 +7,7 @@ Report fields are an interface scripts rely on: extend, never rename.
               "urgent in quiet hours: every channel", "fallback: ...", "escalated: ..."),
               last_error, next_attempt_at
   calls:      linkedid, ddi, subscriber, caller, caller_name, status, outcome, started_at,
-              ended_at
+              ended_at, direction (inbound|outbound|internal)
   ami_actions: the actions the sandbox Asterisk received (ActionID dropped, secrets masked);
               empty with --pbx (a real Asterisk keeps no such log)
   telegram_requests: how many Bot API requests the sandbox answered
@@ -17,6 +17,12 @@ Report fields are an interface scripts rely on: extend, never rename.
               telegram_forward (ddi, its AstDB scenario after the Telegram command)
   agents, agent_cards, tasks, desk: the operator desk's part (demo/desk.py desk_report);
               empty with --pbx
+  console, kpis, usage: the admins' part (demo/admin.py admin_report): the console's
+              listing of today (at, status, subscriber, agent, direction, caller), today's
+              KPIs (period, total, by_subscriber, by_agent), this month's usage CSV rows
+              (dicts keyed by its header); empty with --pbx
+  admin_alerts: every health incident (key, detail, opened_at, resolved_at, text,
+              resolved_text, deliveries); admin_incident_staged: the demo stopped the AMI
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ async def build_report(
                 "caller_name": c.caller_name,
                 "status": c.status.value,
                 "outcome": c.outcome.value if c.outcome else None,
+                "direction": str(c.direction),
                 "started_at": _iso(c.started_at),
                 "ended_at": _iso(c.ended_at),
             }

@@ -28,7 +28,12 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _call(report: dict[str, Any], ddi: str, caller: str) -> dict[str, Any]:
-    [call] = [c for c in report["calls"] if (c["ddi"], c["caller"]) == (ddi, caller)]
+    # The caller's own call (the call back to the same number is an outbound call too).
+    [call] = [
+        c
+        for c in report["calls"]
+        if (c["ddi"], c["caller"], c["direction"]) == (ddi, caller, "inbound")
+    ]
     return call
 
 
