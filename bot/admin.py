@@ -11,11 +11,9 @@ on unchanged to the staff desk and the command desk.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
+from telegram import Update
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -26,45 +24,13 @@ from telegram.ext import (
     filters,
 )
 
+from bot.replies import TOAST, Handler, in_place, markup, telegram_language
 from gateway.admin.menus import AdminDesk
 from gateway.control import callbacks
-from gateway.staff.replies import Reply
-from locales import LANGUAGES
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 TEXT_GROUP = -5  # after transfers' notes (-10), before the staff desk (-1) and commands (0)
-TOAST = 200  # Telegram's limit for a callback answer
-
-
-def _lang(update: Update) -> str | None:
-    user = update.effective_user
-    code = (user.language_code or "")[:2] if user else ""
-    return code if code in LANGUAGES else None
-
-
-def markup(reply: Reply) -> InlineKeyboardMarkup | None:
-    if not reply.buttons:
-        return None
-    return InlineKeyboardMarkup(
-        [
-            [InlineKeyboardButton(label, callback_data=data) for label, data in row]
-            for row in reply.buttons
-        ]
-    )
-
-
-async def _in_place(query: CallbackQuery, reply: Reply) -> None:
-    """The menu, card or question replaces the one pressed on."""
-    try:
-        await query.edit_message_text(reply.text, reply_markup=markup(reply))
-    except TelegramError as exc:  # too old to edit, or unchanged: say it anew
-        log.info("could not edit the admin menu in place: %s", exc)
-        if query.message is not None:
-            await query.get_bot().send_message(
-                query.message.chat.id, reply.text, reply_markup=markup(reply)
-            )
 
 
 def make_menu(desk: AdminDesk) -> Handler:
@@ -72,7 +38,7 @@ def make_menu(desk: AdminDesk) -> Handler:
         message, chat = update.effective_message, update.effective_chat
         if message is None or chat is None:
             return
-        reply = await desk.menu(chat.id, _lang(update))
+        reply = await desk.menu(chat.id, telegram_language(update))
         await message.reply_text(reply.text or reply.toast, reply_markup=markup(reply))
 
     return on_admin
@@ -83,10 +49,10 @@ def make_button(desk: AdminDesk) -> Handler:
         query, chat = update.callback_query, update.effective_chat
         if query is None or chat is None:
             return
-        reply = await desk.press(chat.id, query.data or "", _lang(update))
+        reply = await desk.press(chat.id, query.data or "", telegram_language(update))
         await query.answer(reply.toast[:TOAST] or None)
         if reply.text and not reply.refused:
-            await _in_place(query, reply)
+            await in_place(query, reply)
 
     return on_button
 
@@ -96,7 +62,7 @@ def make_text(desk: AdminDesk) -> Handler:
         message, chat = update.effective_message, update.effective_chat
         if message is None or chat is None or not message.text:
             return
-        reply = await desk.text(chat.id, message.text, _lang(update))
+        reply = await desk.text(chat.id, message.text, telegram_language(update))
         if reply is None:
             return  # no admin form open: the next groups have it
         await message.reply_text(reply.text or reply.toast, reply_markup=markup(reply))

@@ -8,36 +8,15 @@ before the refusing fallback of the subscribers' buttons.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
+from bot.replies import Handler, markup, telegram_language
 from gateway.admin.console import Console
 from gateway.control import callbacks
-from gateway.staff.replies import Reply
-from locales import LANGUAGES
-
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
-
-
-def _lang(update: Update) -> str | None:
-    user = update.effective_user
-    code = (user.language_code or "")[:2] if user else ""
-    return code if code in LANGUAGES else None
-
-
-def _markup(reply: Reply) -> InlineKeyboardMarkup | None:
-    if not reply.buttons:
-        return None
-    return InlineKeyboardMarkup(
-        [
-            [InlineKeyboardButton(label, callback_data=data) for label, data in row]
-            for row in reply.buttons
-        ]
-    )
 
 
 def make_command(console: Console) -> Handler:
@@ -45,8 +24,8 @@ def make_command(console: Console) -> Handler:
         message, chat = update.effective_message, update.effective_chat
         if message is None or chat is None:
             return
-        reply = await console.open(chat.id, _lang(update))
-        await message.reply_text(reply.text or reply.toast, reply_markup=_markup(reply))
+        reply = await console.open(chat.id, telegram_language(update))
+        await message.reply_text(reply.text or reply.toast, reply_markup=markup(reply))
 
     return on_console
 
@@ -56,14 +35,14 @@ def make_button(console: Console) -> Handler:
         query, chat = update.callback_query, update.effective_chat
         if query is None or chat is None:
             return
-        reply = await console.press(chat.id, query.data or "", _lang(update))
+        reply = await console.press(chat.id, query.data or "", telegram_language(update))
         await query.answer(reply.toast[:200])
         if reply.refused or not reply.text:
             return
         try:
-            await query.edit_message_text(reply.text, reply_markup=_markup(reply))
+            await query.edit_message_text(reply.text, reply_markup=markup(reply))
         except TelegramError:  # too old to edit, or unchanged: show it anew
-            await context.bot.send_message(chat.id, reply.text, reply_markup=_markup(reply))
+            await context.bot.send_message(chat.id, reply.text, reply_markup=markup(reply))
 
     return on_button
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,23 +28,15 @@ from telegram.ext import (
 
 from bot import staff
 from bot.menus import publish_staff_menu, scenario_keyboard
+from bot.replies import Handler, telegram_language
 from gateway.control import callbacks
 from gateway.control.desk import CommandDesk, Outcome
-from locales import LANGUAGES, N_, tr
+from locales import N_, tr
 from models.vocab import Language
 
 log = logging.getLogger(__name__)
 
 FAILED = N_("That did not work; try again in a minute.")
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
-
-
-def _telegram_language(update: object) -> str | None:
-    """The sender's Telegram language if it is one of ours; None when Telegram did not
-    say (language_code is optional) or it is another."""
-    user = getattr(update, "effective_user", None)
-    code = (getattr(user, "language_code", None) or "") if user else ""
-    return code[:2] if code[:2] in LANGUAGES else None
 
 
 def _chat_id(update: Update) -> int | None:
@@ -63,14 +54,14 @@ def make_start(desk: CommandDesk) -> Handler:
         name = update.effective_user.full_name if update.effective_user else str(chat.id)
         code = context.args[0] if context.args else None
         # A staff member's code links their chat to the desk; any other goes on as before.
-        staff_linked = await staff.link(code, chat.id, _telegram_language(update)) if code else None
+        staff_linked = await staff.link(code, chat.id, telegram_language(update)) if code else None
         if staff_linked is not None:
             await message.reply_text(staff_linked)
-            lang = _telegram_language(update) or Language.EN
+            lang = telegram_language(update) or Language.EN
             await publish_staff_menu(context.bot, chat.id, lang)
             return
         await message.reply_text(
-            await desk.link_chat(chat.id, code, name, _telegram_language(update))
+            await desk.link_chat(chat.id, code, name, telegram_language(update))
         )
 
     return start
@@ -81,7 +72,7 @@ def make_scenario_menu(desk: CommandDesk) -> Handler:
         message = update.effective_message
         if message is None or update.effective_chat is None:
             return
-        actor = await desk.telegram_actor(_chat_id(update), _telegram_language(update))
+        actor = await desk.telegram_actor(_chat_id(update), telegram_language(update))
         outcome = await desk.scenario_menu(actor)
         markup = None
         if outcome.scenario is not None:
@@ -97,7 +88,7 @@ def make_text_handler(desk: CommandDesk) -> Handler:
         if message is None or chat is None or not message.text:
             return
         now = datetime.now(UTC)
-        reply = await desk.from_telegram(chat.id, message.text, now, _telegram_language(update))
+        reply = await desk.from_telegram(chat.id, message.text, now, telegram_language(update))
         await message.reply_text(reply)
 
     return on_text
@@ -117,7 +108,7 @@ def make_button_handler(desk: CommandDesk, unpack: callbacks.Unpacker | None) ->
         now = datetime.now(UTC)
         data = query.data or ""
         command = unpack(data, now) if unpack is not None else None
-        actor = await desk.telegram_actor(_chat_id(update), _telegram_language(update))
+        actor = await desk.telegram_actor(_chat_id(update), telegram_language(update))
         outcome = await desk.run(actor, command, data, now)
         await query.answer(outcome.answer)
         if outcome.done:
@@ -176,7 +167,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     error = context.error
     kind = "button" if getattr(update, "callback_query", None) else "update"
     log.error("%s failed: %s", kind, type(error).__name__, exc_info=error)
-    failed = tr(_telegram_language(update) or Language.EN, FAILED)
+    failed = tr(telegram_language(update) or Language.EN, FAILED)
     with contextlib.suppress(TelegramError):  # unless it was answered already, or cannot be
         query = getattr(update, "callback_query", None)
         message = getattr(update, "effective_message", None)

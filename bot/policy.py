@@ -8,16 +8,10 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes
 
+from bot.replies import telegram_language
 from gateway.admin import international
-from locales import LANGUAGES
 
 TELEGRAM_LIMIT = 4096  # characters in one message
-
-
-def _lang(update: Update) -> str | None:
-    user = update.effective_user
-    code = (user.language_code or "")[:2] if user else ""
-    return code if code in LANGUAGES else None
 
 
 def install(application: Application[Any, Any, Any, Any, Any, Any], timezone: str) -> None:
@@ -26,7 +20,7 @@ def install(application: Application[Any, Any, Any, Any, Any, Any], timezone: st
         if message is None or chat is None:
             return
         month = " ".join(context.args or [])
-        text = await international.report(chat.id, month, _lang(update), timezone)
+        text = await international.report(chat.id, month, telegram_language(update), timezone)
         for start in range(0, len(text), TELEGRAM_LIMIT):  # a long month in several parts
             await message.reply_text(text[start : start + TELEGRAM_LIMIT])
 

@@ -11,19 +11,12 @@ from typing import Any
 from telegram import InputFile, Update
 from telegram.ext import Application, CommandHandler, ContextTypes
 
+from bot.replies import Handler, telegram_language
 from gateway.admin.report_desk import Document, ReportDesk
 from gateway.staff.replies import Reply
-from locales import LANGUAGES
 
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 Answer = Callable[[ReportDesk, int, str, str | None], Coroutine[Any, Any, Any]]
 COMMANDS = ("stats", "usage", "report")
-
-
-def _lang(update: Update) -> str | None:
-    user = update.effective_user
-    code = (user.language_code or "")[:2] if user else ""
-    return code if code in LANGUAGES else None
 
 
 def make_command(desk: ReportDesk, name: str) -> Handler:
@@ -31,7 +24,7 @@ def make_command(desk: ReportDesk, name: str) -> Handler:
         message, chat = update.effective_message, update.effective_chat
         if message is None or chat is None:
             return
-        args, lang = " ".join(context.args or []), _lang(update)
+        args, lang = " ".join(context.args or []), telegram_language(update)
         document: Document | None = None
         if name == "stats":
             reply: Reply = await desk.stats(chat.id, args, lang)

@@ -8,27 +8,18 @@ claimed before the refusing fallback of the subscribers' buttons.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
+from bot.replies import Handler, markup, telegram_language
 from gateway.control import callbacks
 from gateway.staff import people
 from gateway.staff.presence import PresenceDesk
-from gateway.staff.replies import Reply
 from gateway.staff.rights import Act
-from locales import LANGUAGES
 
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 COMMANDS = ("signin", "signout", "pause", "resume", "online")
-
-
-def _lang(update: Update) -> str | None:
-    user = update.effective_user
-    code = (user.language_code or "")[:2] if user else ""
-    return code if code in LANGUAGES else None
 
 
 async def link(code: str, chat_id: int, telegram_lang: str | None) -> str | None:
@@ -37,24 +28,13 @@ async def link(code: str, chat_id: int, telegram_lang: str | None) -> str | None
     return await people.link_chat(code, chat_id, telegram_lang)
 
 
-def _markup(reply: Reply) -> InlineKeyboardMarkup | None:
-    if not reply.buttons:
-        return None
-    return InlineKeyboardMarkup(
-        [
-            [InlineKeyboardButton(label, callback_data=data) for label, data in row]
-            for row in reply.buttons
-        ]
-    )
-
-
 def make_command(desk: PresenceDesk, name: str) -> Handler:
     async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, chat = update.effective_message, update.effective_chat
         if message is None or chat is None:
             return
         text = " ".join(context.args or [])
-        lang = _lang(update)
+        lang = telegram_language(update)
         if name == "online":
             reply = await desk.online(chat.id, lang)
         elif name == "resume":
@@ -62,7 +42,7 @@ def make_command(desk: PresenceDesk, name: str) -> Handler:
         else:
             act = {"signin": Act.SIGN_IN, "signout": Act.SIGN_OUT, "pause": Act.PAUSE}[name]
             reply = await desk.command(chat.id, act, text, lang)
-        await message.reply_text(reply.text or reply.toast, reply_markup=_markup(reply))
+        await message.reply_text(reply.text or reply.toast, reply_markup=markup(reply))
 
     return on_command
 
@@ -72,7 +52,7 @@ def make_pause_button(desk: PresenceDesk) -> Handler:
         query, chat = update.callback_query, update.effective_chat
         if query is None or chat is None:
             return
-        reply = await desk.pause_button(chat.id, query.data or "", _lang(update))
+        reply = await desk.pause_button(chat.id, query.data or "", telegram_language(update))
         await query.answer(reply.toast[:200])
         if not reply.refused and reply.text:
             await query.edit_message_text(reply.text)  # the reasons are gone: chosen

@@ -10,10 +10,9 @@ commands) stops there, and anything else goes on to the rest of the desk unchang
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -25,33 +24,14 @@ from telegram.ext import (
     filters,
 )
 
+from bot.replies import Handler, markup, telegram_language
 from gateway.control import callbacks
 from gateway.staff.monitor import Monitor
-from gateway.staff.replies import Reply
 from gateway.staff.transfer import Transfers
-from locales import LANGUAGES
 
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 GROUP = -10  # before the subscribers' handlers (group 0) and the rest of the staff desk
 CARD_TRANSFER = rf"^{callbacks.CARD}:[0-9]+:{callbacks.CARD_TRANSFER}$"
 COMMANDS = ("listen", "whisper")
-
-
-def _lang(update: Update) -> str | None:
-    user = update.effective_user
-    code = (user.language_code or "")[:2] if user else ""
-    return code if code in LANGUAGES else None
-
-
-def _markup(reply: Reply) -> InlineKeyboardMarkup | None:
-    if not reply.buttons:
-        return None
-    return InlineKeyboardMarkup(
-        [
-            [InlineKeyboardButton(label, callback_data=data) for label, data in row]
-            for row in reply.buttons
-        ]
-    )
 
 
 def make_menu(transfers: Transfers) -> Handler:
@@ -61,10 +41,10 @@ def make_menu(transfers: Transfers) -> Handler:
         query, chat = update.callback_query, update.effective_chat
         if query is None or chat is None:
             return
-        reply = await transfers.menu(chat.id, query.data or "", _lang(update))
+        reply = await transfers.menu(chat.id, query.data or "", telegram_language(update))
         await query.answer(reply.toast[:200])
         if not reply.refused and reply.buttons:
-            await context.bot.send_message(chat.id, reply.text, reply_markup=_markup(reply))
+            await context.bot.send_message(chat.id, reply.text, reply_markup=markup(reply))
         raise ApplicationHandlerStop
 
     return on_transfer
@@ -77,7 +57,7 @@ def make_choose(transfers: Transfers) -> Handler:
         query, chat = update.callback_query, update.effective_chat
         if query is None or chat is None:
             return
-        reply = await transfers.choose(chat.id, query.data or "", _lang(update))
+        reply = await transfers.choose(chat.id, query.data or "", telegram_language(update))
         await query.answer(reply.toast[:200])
         if not reply.refused and reply.text:
             try:
@@ -96,11 +76,11 @@ def make_text(transfers: Transfers) -> Handler:
         message, chat = update.effective_message, update.effective_chat
         if message is None or chat is None or not message.text:
             return
-        outcome = await transfers.text(chat.id, message.text, _lang(update))
+        outcome = await transfers.text(chat.id, message.text, telegram_language(update))
         if outcome is None:
             return  # not ours: the next group's handlers see it
         reply = outcome.reply
-        await message.reply_text(reply.text or reply.toast, reply_markup=_markup(reply))
+        await message.reply_text(reply.text or reply.toast, reply_markup=markup(reply))
         for told in outcome.tell:
             try:
                 await context.bot.send_message(told.chat_id, told.text)
@@ -117,7 +97,7 @@ def make_spy(monitor: Monitor, whisper: bool) -> Handler:
         if message is None or chat is None:
             return
         who = " ".join(context.args or [])
-        reply = await monitor.spy(chat.id, who, whisper, _lang(update))
+        reply = await monitor.spy(chat.id, who, whisper, telegram_language(update))
         await message.reply_text(reply.text or reply.toast)
         raise ApplicationHandlerStop
 

@@ -12,11 +12,9 @@ other text (every subscriber's) goes on to the command desk unchanged.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
+from telegram import Update
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -27,35 +25,15 @@ from telegram.ext import (
     filters,
 )
 
+from bot.replies import TOAST, Handler, in_place, markup, telegram_language
 from gateway.control import callbacks
 from gateway.staff import categories
 from gateway.staff.conversation import CARD_ACTIONS, Conversations
-from gateway.staff.replies import Reply
 from gateway.staff.tasks import Tasks
-from locales import LANGUAGES
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 TEXT_GROUP = -1  # before the command desk's text handler (group 0)
-TOAST = 200  # Telegram's limit for a callback answer
-
-
-def _lang(update: Update) -> str | None:
-    user = update.effective_user
-    code = (user.language_code or "")[:2] if user else ""
-    return code if code in LANGUAGES else None
-
-
-def markup(reply: Reply) -> InlineKeyboardMarkup | None:
-    if not reply.buttons:
-        return None
-    return InlineKeyboardMarkup(
-        [
-            [InlineKeyboardButton(label, callback_data=data) for label, data in row]
-            for row in reply.buttons
-        ]
-    )
 
 
 def card_pattern() -> str:
@@ -64,24 +42,12 @@ def card_pattern() -> str:
     return rf"^{callbacks.CARD}:[0-9]+:({actions})$"
 
 
-async def _in_place(query: CallbackQuery, reply: Reply) -> None:
-    """The next question replaces the one answered (its buttons go with it)."""
-    try:
-        await query.edit_message_text(reply.text, reply_markup=markup(reply))
-    except TelegramError as exc:  # too old to edit: say it anew instead
-        log.info("could not edit the exchange in place: %s", exc)
-        if query.message is not None:
-            await query.get_bot().send_message(
-                query.message.chat.id, reply.text, reply_markup=markup(reply)
-            )
-
-
 def make_card_button(conversations: Conversations) -> Handler:
     async def on_card(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query, chat = update.callback_query, update.effective_chat
         if query is None or chat is None:
             return
-        reply = await conversations.from_card(chat.id, query.data or "", _lang(update))
+        reply = await conversations.from_card(chat.id, query.data or "", telegram_language(update))
         await query.answer(reply.toast[:TOAST] or None)
         if reply.text and not reply.refused:  # the card stays; the exchange starts below it
             await context.bot.send_message(chat.id, reply.text, reply_markup=markup(reply))
@@ -94,10 +60,10 @@ def make_step_button(conversations: Conversations) -> Handler:
         query, chat = update.callback_query, update.effective_chat
         if query is None or chat is None:
             return
-        reply = await conversations.press(chat.id, query.data or "", _lang(update))
+        reply = await conversations.press(chat.id, query.data or "", telegram_language(update))
         await query.answer(reply.toast[:TOAST] or None)
         if reply.text and not reply.refused:
-            await _in_place(query, reply)
+            await in_place(query, reply)
 
     return on_step
 
@@ -107,10 +73,10 @@ def make_task_button(tasks: Tasks) -> Handler:
         query, chat = update.callback_query, update.effective_chat
         if query is None or chat is None:
             return
-        reply = await tasks.act(chat.id, query.data or "", _lang(update))
+        reply = await tasks.act(chat.id, query.data or "", telegram_language(update))
         await query.answer(reply.toast[:TOAST] or None)
         if reply.text and not reply.refused:
-            await _in_place(query, reply)
+            await in_place(query, reply)
 
     return on_task
 
@@ -120,7 +86,7 @@ def make_text(conversations: Conversations) -> Handler:
         message, chat = update.effective_message, update.effective_chat
         if message is None or chat is None or not message.text:
             return
-        reply = await conversations.text(chat.id, message.text, _lang(update))
+        reply = await conversations.text(chat.id, message.text, telegram_language(update))
         if reply is None:
             return  # not an answer to an exchange: the command desk has it
         await message.reply_text(reply.text or reply.toast, reply_markup=markup(reply))
@@ -134,7 +100,7 @@ def make_new_task(conversations: Conversations) -> Handler:
         message, chat = update.effective_message, update.effective_chat
         if message is None or chat is None:
             return
-        reply = await conversations.new_task(chat.id, _lang(update))
+        reply = await conversations.new_task(chat.id, telegram_language(update))
         await message.reply_text(reply.text or reply.toast, reply_markup=markup(reply))
 
     return on_new_task
@@ -145,7 +111,7 @@ async def on_category(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     message, chat = update.effective_message, update.effective_chat
     if message is None or chat is None:
         return
-    reply = await categories.keep(chat.id, " ".join(context.args or []), _lang(update))
+    reply = await categories.keep(chat.id, " ".join(context.args or []), telegram_language(update))
     await message.reply_text(reply.text or reply.toast)
 
 
@@ -154,7 +120,7 @@ def make_list(tasks: Tasks) -> Handler:
         message, chat = update.effective_message, update.effective_chat
         if message is None or chat is None:
             return
-        for reply in await tasks.listing(chat.id, _lang(update)):
+        for reply in await tasks.listing(chat.id, telegram_language(update)):
             await message.reply_text(reply.text or reply.toast, reply_markup=markup(reply))
 
     return on_tasks
