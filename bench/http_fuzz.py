@@ -48,6 +48,7 @@ from gateway.control import admin  # noqa: E402
 from gateway.fax.hook import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign  # noqa: E402
 from models.database import close_db, migrate, open_db  # noqa: E402
 from models.settings import Settings, load_settings, with_section  # noqa: E402
+from notifiers.mms import reports as mm7_hook  # noqa: E402
 
 SECRET = "http-fuzz-secret-" + "f" * 16
 MM7_USER, MM7_PASSWORD = "mmsc", "http-fuzz-mm7"
@@ -119,6 +120,7 @@ async def serve_gateway(workdir: Path, **fax: Any) -> AsyncIterator[Served]:
         with ServerLog().listening() as server_log:
             await admin.add_subscriber(name="Fuzz", ddis=[DDI], language="el", timezone="UTC")
             gateway = Gateway(settings)
+            mm7_hook.install(gateway.web, settings.mms)  # as bot/runtime.py does
             runner = web.AppRunner(gateway.web, handle_signals=False)
             await runner.setup()
             site = web.TCPSite(runner, HOST, 0)

@@ -1,10 +1,12 @@
 """The whole running service: the gateway plus the Telegram bot, on one event loop.
 
 python-telegram-bot's Application runs beside our aiohttp server on the same loop; it
-polls getUpdates (a webhook path can come later) and sends through AIORateLimiter so
-429s are waited out instead of lost. Updates of different chats are processed at once
-(one chat's in order, bot/updates.py), so a chat waiting on a slow PBX stalls no other;
-an error escaping a handler is logged and answered (bot/handlers.on_error).
+polls getUpdates (the default), or with telegram.mode = "webhook" takes the updates
+Telegram posts to a route on our own app (bot/webhook.py: several instances behind one
+address), and paces what it sends under Telegram's flood limits (TelegramPacer).
+Updates of different chats are processed at once (one chat's in order, bot/updates.py),
+so a chat waiting on a slow PBX stalls no other; an error escaping a handler is logged
+and answered (bot/handlers.on_error).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram.ext import AIORateLimiter, Application
+from telegram.ext import Application
 
 from bot import admin, console, handlers, policy, reports, staff, staff_calls, staff_desk
 from bot.menus import publish_menus
 from bot.updates import OnePerChat
+from bot.webhook import TelegramWebhook
 from gateway.admin.console import Console
 from gateway.admin.report_desk import ReportDesk
 from gateway.app import Gateway
@@ -29,6 +32,7 @@ from notifiers.mms import reports as mm7_hook
 from notifiers.mms.client import MmsNotifier
 from notifiers.sms.channel import SmsNotifier
 from notifiers.telegram import TelegramCards, TelegramNotifier
+from notifiers.telegram_pacing import TelegramPacer
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +44,17 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
     t = settings.telegram
     if not t.token:
         raise ConfigError("config key telegram.token: required (or FRONTDESK__TELEGRAM__TOKEN)")
-    return (
+    builder = (
         Application.builder()
         .token(t.token)
         .base_url(t.base_url)
         .base_file_url(t.base_file_url)
-        .rate_limiter(AIORateLimiter(max_retries=0))
+        .rate_limiter(TelegramPacer(t.send_rate))
         .concurrent_updates(OnePerChat(CONCURRENT_UPDATES) if CONCURRENT_UPDATES else False)
-        .build()
     )
+    if t.mode == "webhook":  # no getUpdates: bot/webhook.py feeds the update queue
+        builder = builder.updater(None)
+    return builder.build()
 
 
 def add_channels(settings: Settings, gateway: Gateway) -> None:
@@ -68,6 +74,10 @@ class Runtime:
         self.application = build_application(settings)
         self.gateway = Gateway(settings, {Channel.TELEGRAM: TelegramNotifier(self.application.bot)})
         add_channels(settings, self.gateway)
+        self.webhook: TelegramWebhook | None = None
+        if settings.telegram.mode == "webhook":
+            self.webhook = TelegramWebhook(self.application, settings.telegram)
+            self.webhook.install(self.gateway.web)  # beside /healthz, on its port
         self.gateway.cards.sender = TelegramCards(self.application.bot)  # screen-pop cards
         self.desk = CommandDesk(
             self.gateway.control, self.gateway.notices, settings.locale.default_region
@@ -102,14 +112,19 @@ class Runtime:
         await self.application.initialize()
         await self.gateway.start()
         await self.application.start()
-        assert self.application.updater is not None
-        await self.application.updater.start_polling(
-            timeout=int(self.settings.telegram.poll_timeout), drop_pending_updates=False
-        )
-        log.info("telegram bot @%s polling", self.application.bot.username)
+        if self.webhook is not None:
+            await self.webhook.register()
+            log.info("telegram bot @%s by webhook", self.application.bot.username)
+        else:
+            assert self.application.updater is not None
+            await self.application.updater.start_polling(
+                timeout=int(self.settings.telegram.poll_timeout), drop_pending_updates=False
+            )
+            log.info("telegram bot @%s polling", self.application.bot.username)
         await publish_menus(self.application.bot)
 
     async def stop(self) -> None:
+        # By webhook: no deleteWebhook, the other instances behind the address still serve.
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()

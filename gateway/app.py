@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from gateway.admin import health as incidents
 from gateway.admin.health import HealthMonitor
 from gateway.admin.menus import AdminDesk
 from gateway.admin.usage import CHECK_EVERY, MonthlyUsage
+from gateway.calls import restore
 from gateway.calls.router import Router
 from gateway.calls.tracker import CallTracker
 from gateway.control.inbound import InboundDesk
@@ -33,6 +34,9 @@ from gateway.delivery.outbox import Outbox
 from gateway.delivery.receipts import Receipts
 from gateway.fax.desk import FaxDesk
 from gateway.http import build_app
+from gateway.leadership import AdvisoryLockLeader, Leadership, SoleLeader, is_postgres
+from gateway.metrics import Metrics, Sources
+from gateway.pbx import journal
 from gateway.pbx.actions import Pbx
 from gateway.pbx.client import AmiClient, PbxRun
 from gateway.pbx.errors import PbxUnavailable
@@ -49,7 +53,7 @@ from gateway.supervise import LoopReport, Supervisor, database_unavailable, repe
 from gateway.voicemail.spool import VoicemailDesk
 from gateway.voicemail.transcription import Transcriber
 from models.db import Delivery, DeliveryStatus, Notification
-from models.events import CallSnapshot, VoicemailWaiting
+from models.events import CallFinished, CallSnapshot, VoicemailWaiting
 from models.settings import Settings
 from models.vocab import Channel
 from notifiers.base import DeliveryReport, InboundMessage, ManagedNotifier, Notifier
@@ -104,12 +108,27 @@ class Gateway:
             settings.voicemail, self.notices, self.transcriber, settings.locale.default_region
         )
         self.router = Router(self.notices, settings.locale.default_region)
+        # One gateway of those sharing a PostgreSQL database leads: it alone takes the PBX's
+        # events (the others log in to AMI for actions only); with SQLite, this one.
+        self.leader: Leadership = (
+            AdvisoryLockLeader(
+                settings.database.url,
+                self._elected,
+                self._deposed,
+                settings.database.leader_poll,
+                report=self.supervisor.report("leader"),
+            )
+            if is_postgres(settings.database.url)
+            else SoleLeader()
+        )
         self.ami = AmiClient(
             settings.ami,
             self.on_frame,
             wanted_events=self.translator.event_names,
             on_connected=self._on_ami_connected,
+            consuming=self.leader.leading,
         )
+        self._syncing = asyncio.Lock()  # a login and a new lead never sync at once
         self.pbx = Pbx(self.ami)
         # Agents on the queue: kept in step with the PBX's QueueMember* events and, on
         # every login, its QueueStatus (the PBX is the truth for membership and pause).
@@ -145,10 +164,24 @@ class Gateway:
             on_new=self.outbox.wake,
         )
         self.mail_in = MailIn(settings.mail_in, self.on_inbound)
-        self.web = build_app(self.health, self.on_report, settings.fax, self.faxes.on_fax)
+        # /metrics and the components of /healthz (its own registry: one per gateway).
+        self.metrics = Metrics(
+            settings,
+            self.notifiers,
+            Sources(
+                ami_connected=self.ami.connected.is_set,
+                ami_stats=lambda: self.ami.parsers[-1].stats if self.ami.parsers else None,
+                calls_in_progress=lambda: len(self.tracker.calls),
+                transcription_queue=lambda: self.transcriber.queued,
+            ),
+        )
+        self.outbox.send_observers.append(self.metrics.sent)
+        self.web = build_app(
+            self.health, self.on_report, settings.fax, self.faxes.on_fax, metrics=self.metrics.page
+        )
         self._runner: web.AppRunner | None = None
         # Told of every call snapshot once it is routed (the demo and tests wait on these).
-        self.observers: list[Callable[[CallSnapshot], None]] = []
+        self.observers: list[Callable[[CallSnapshot], None]] = [self.metrics.routed]
         self.http_port: int | None = None
         # AMI logins after which calls were reconciled and AstDB re-asserted: what the PBX
         # knows agrees with us again (tests and the demo wait on it after a PBX restart).
@@ -205,7 +238,38 @@ class Gateway:
             self.voicemail.poke(event.mailbox)
 
     async def _on_ami_connected(self) -> None:
+        if self.leader.leading:  # a standby logs in for actions only: nothing to sync
+            await self._sync_with_pbx()
+
+    async def _elected(self) -> None:
+        """This gateway leads now (its predecessor died or stepped down): take the PBX's
+        events and catch up with the calls, as after a login. Not connected: the login
+        to come asks for events and syncs."""
+        # The calls first, then their events: none is dropped for a call not known yet.
+        self.tracker.restore(await restore.unfinished_calls())
+        if not self.ami.connected.is_set():
+            self.ami.want_events(True)
+            return
+        await self.ami.consume(True)
+        await self._sync_with_pbx()
+
+    async def _deposed(self) -> None:
+        """Another gateway may lead now: stop taking events; its tracker has the calls."""
+        self.ami.want_events(False)
+        with contextlib.suppress(PbxUnavailable):
+            await self.ami.consume(False)
+        self.tracker.forget_all()
+
+    async def _sync_with_pbx(self) -> None:
+        async with self._syncing:
+            await self._sync_locked()
+
+    async def _sync_locked(self) -> None:
         try:
+            # What a dead process (or leader) was following, back from the database first.
+            taken = self.tracker.restore(await restore.unfinished_calls())
+            if taken:
+                log.info("%d unfinished call(s) taken back from the database", taken)
             await self.reconcile()
         except Exception:
             log.exception("reconciling calls with the PBX failed; they expire in time")
@@ -239,7 +303,9 @@ class Gateway:
                 log.warning("AMI %s; cannot list channels (%s): calls kept", _describe(run), exc)
                 return 0
             live = {}  # a restart ended every call it had, listed or not
-        ended = self.tracker.reconcile(live, before)
+        ends = await self._journalled_ends()
+        ended = self.tracker.reconcile(live, before, {lid: end for lid, (_, end) in ends.items()})
+        await self._prune_journal(ends)
         log.info(
             "AMI %s: %d call(s) tracked, %d ended as gone from the PBX",
             _describe(run),
@@ -247,6 +313,22 @@ class Gateway:
             ended,
         )
         return ended
+
+    async def _journalled_ends(self) -> dict[str, tuple[float, CallFinished]]:
+        try:
+            return await journal.read(self.pbx)
+        except PbxUnavailable as exc:  # an AMI user without DBGetTree: ends stay unknown
+            log.warning("cannot read the calls' end journal (%s)", exc)
+            return {}
+
+    async def _prune_journal(self, ends: dict[str, tuple[float, CallFinished]]) -> None:
+        """Entries of calls the database has ended are done with."""
+        if ends:
+            await journal.prune(self.pbx, ends, await restore.ended_linkedids(ends))
+
+    async def _tidy_journal(self) -> None:
+        if self.leader.leading and self.ami.connected.is_set():
+            await self._prune_journal(await self._journalled_ends())
 
     async def _route_forever(self) -> None:
         report = self.supervisor.report("router")
@@ -316,30 +398,48 @@ class Gateway:
             log.warning("%d notification(s) moved on to their next channel after a restart", moved)
         return moved
 
+    def _when_leading(self, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        """A round that one gateway of several does (reminders, escalation, the monthly
+        report, health alerts): the leader's; the others skip it."""
+
+        async def round_() -> None:
+            if self.leader.leading:
+                await job()
+
+        return round_
+
     def _supervise(self) -> None:
         sup, report, poll = self.supervisor, self.supervisor.report, self._idle_poll
+        lead = self._when_leading
+        sup.start("leader", self.leader.run)
         if self.voicemail.enabled:
             # The first scan finds what was left while we were down.
             interval = self.settings.voicemail.scan_interval
             sup.start(
                 "voicemail",
                 lambda: repeat(
-                    report("voicemail"), self.voicemail.scan, lambda: asyncio.sleep(interval)
+                    report("voicemail"), lead(self.voicemail.scan), lambda: asyncio.sleep(interval)
                 ),
             )
-        sup.start("escalate", lambda: repeat(report("escalate"), self.notices.escalate_due, poll))
-        sup.start("revert", lambda: repeat(report("revert"), self._revert_due, poll))
-        sup.start("tasks", lambda: repeat(report("tasks"), self.tasks.due, poll))
+        sup.start(
+            "escalate", lambda: repeat(report("escalate"), lead(self.notices.escalate_due), poll)
+        )
+        sup.start("revert", lambda: repeat(report("revert"), lead(self._revert_due), poll))
+        sup.start("tasks", lambda: repeat(report("tasks"), lead(self.tasks.due), poll))
         sup.start("router", self._route_forever)
         monitor = self.incidents
-        sup.start("health", lambda: repeat(report("health"), monitor.check, monitor.pause))
+        sup.start("health", lambda: repeat(report("health"), lead(monitor.check), monitor.pause))
         if self.reports.enabled:
             sup.start(
                 "reports",
                 lambda: repeat(
-                    report("reports"), self.reports.due, lambda: asyncio.sleep(CHECK_EVERY)
+                    report("reports"), lead(self.reports.due), lambda: asyncio.sleep(CHECK_EVERY)
                 ),
             )
+        sup.start(
+            "journal",
+            lambda: repeat(report("journal"), self._tidy_journal, lambda: asyncio.sleep(3600)),
+        )
         sup.start("cards", self.cards.run)
         sup.start("presence", self.presence.run)
         sup.start("outbox", self.outbox.run)
@@ -377,6 +477,9 @@ class Gateway:
     async def stop(self) -> None:
         await self.ami.stop()
         await asyncio.wait_for(self.drain(), 10)
+        # Our calls' last changes are written: a standby may lead now, at once.
+        with contextlib.suppress(Exception):
+            await self.leader.release()
         with contextlib.suppress(TimeoutError):  # cards being edited get their edit
             await asyncio.wait_for(self.cards.drain(), CARDS_DRAIN)
         self.outbox.stop()
@@ -396,9 +499,14 @@ class Gateway:
     async def health(self) -> dict[str, Any]:
         loops = self.supervisor.states()
         parser = self.ami.parsers[-1] if self.ami.parsers else None
+        # AMI, the database and each configured channel's peer: one failing is a 503.
+        components = await self.metrics.components()
+        healthy = all(c.ok for c in components.values())
         return {
-            "ok": self.ami.connected.is_set() and self.supervisor.healthy(),
+            "ok": self.ami.connected.is_set() and self.supervisor.healthy() and healthy,
             "ami_connected": self.ami.connected.is_set(),
+            # This gateway takes the PBX's events (of several on one PostgreSQL, one does).
+            "leader": self.leader.leading,
             "loops": loops,
             "loop_restarts": self.supervisor.restarts(),
             "calls_in_progress": len(self.tracker.calls),
@@ -407,6 +515,7 @@ class Gateway:
             "ami_frames": parser.stats.frames if parser else 0,
             "ami_malformed": parser.stats.malformed if parser else 0,
             "incidents": self.incidents.open_keys(),
+            "components": {name: c.as_json() for name, c in components.items()},
         }
 
     async def _delivery_counts(self) -> dict[str, int] | None:

@@ -1,4 +1,4 @@
-"""The gateway's HTTP face (aiohttp): health for operators, and the hooks peers call
+"""The gateway's HTTP face (aiohttp): health and metrics for operators, and the hooks peers call
 (MM7 delivery reports from the MMSC, received faxes from the HylaFAX hook)."""
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 HealthProbe = Callable[[], Awaitable[dict[str, Any]]]
 ReportHook = Callable[[DeliveryReport], Awaitable[None]]
+MetricsPage = Callable[[], Awaitable[tuple[bytes, str]]]  # the body and its content type
 HEALTH_PROBE: web.AppKey[HealthProbe] = web.AppKey("health_probe")
+METRICS_PAGE: web.AppKey[MetricsPage] = web.AppKey("metrics_page")
 REPORT_HOOK: web.AppKey[ReportHook] = web.AppKey("report_hook")
 MAX_HOOK_BYTES = 1 << 20  # a delivery report is a few KB
 
@@ -34,6 +36,12 @@ async def _health(request: web.Request) -> web.Response:
         log.exception("health probe failed")
         report = {"ok": False, "error": "health probe failed"}
     return web.json_response(report, status=200 if report.get("ok") else 503)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    """Prometheus text format (gateway/metrics.py)."""
+    body, content_type = await request.app[METRICS_PAGE]()
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 @web.middleware
@@ -76,6 +84,7 @@ def build_app(
     fax: FaxSettings,
     on_fax: FaxHook,
     mms: MmsSettings | None = None,
+    metrics: MetricsPage | None = None,
 ) -> web.Application:
     """`mms` says who may post MM7 delivery reports (or later: mm7_hook.install)."""
     logging.getLogger("aiohttp.server").addFilter(_QUIET_BAD_REQUESTS)  # once: same object
@@ -83,6 +92,9 @@ def build_app(
     app[HEALTH_PROBE] = health
     app[REPORT_HOOK] = on_report
     app.router.add_get("/healthz", _health)
+    if metrics is not None:
+        app[METRICS_PAGE] = metrics
+        app.router.add_get("/metrics", _metrics)
     if mms is not None:
         install_mm7(app, mms)
     app.router.add_post("/hooks/mm7", mm7_handler(on_report))

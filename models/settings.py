@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -28,6 +29,10 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite://var/frontdesk.sqlite3"
+    # PostgreSQL, several gateways: how often a standby tries to take the lead (and the
+    # leader checks it still holds it), in seconds. A dead leader is replaced within this
+    # plus the new leader's AMI sync.
+    leader_poll: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,18 @@ class TelegramSettings:
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
     poll_timeout: float = 30.0
+    # Requests per second the bot sends at most, all chats together (Telegram takes
+    # about 30; several gateways on one token share it: 30 / instances each).
+    send_rate: float = 30.0
+    # "polling" (getUpdates, one instance) or "webhook" (several instances behind one
+    # address: Telegram posts each update to webhook_url, a proxy hands it to one of them).
+    mode: str = "polling"
+    # The public https URL Telegram posts to (normally ending in webhook_path).
+    webhook_url: str = ""
+    # Where this gateway's HTTP server takes the posts (same port as /healthz).
+    webhook_path: str = "/telegram/webhook"
+    # Telegram sends it in X-Telegram-Bot-Api-Secret-Token: 1-256 of A-Z a-z 0-9 _ -.
+    webhook_secret: str = ""
 
 
 @dataclass(frozen=True)
@@ -407,6 +424,33 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("config key outbox.retry_max: must be >= outbox.retry_initial > 0")
     if settings.outbox.in_flight < 1:
         raise ConfigError("config key outbox.in_flight: must be >= 1")
+    if problem := telegram_webhook_problem(settings.telegram):
+        raise ConfigError(problem)
+
+
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def telegram_webhook_problem(t: TelegramSettings) -> str | None:
+    """What is wrong with the Telegram mode and webhook keys (never quoting the secret)."""
+    if t.mode not in {"polling", "webhook"}:
+        return f"config key telegram.mode: one of polling, webhook (got {t.mode!r})"
+    if t.webhook_secret and not WEBHOOK_SECRET.fullmatch(t.webhook_secret):
+        return "config key telegram.webhook_secret: 1-256 characters of A-Z a-z 0-9 _ -"
+    if not t.webhook_path.startswith("/"):
+        return f"config key telegram.webhook_path: must start with / (got {t.webhook_path!r})"
+    if t.mode != "webhook":
+        return None
+    if not t.webhook_url:
+        return "config key telegram.webhook_url: required when telegram.mode is webhook"
+    if not t.webhook_url.startswith("https://"):
+        return "config key telegram.webhook_url: Telegram posts only to an https:// URL"
+    if not t.webhook_secret:
+        return (
+            "config key telegram.webhook_secret: required when telegram.mode is webhook "
+            "(or FRONTDESK__TELEGRAM__WEBHOOK_SECRET)"
+        )
+    return None
 
 
 def is_loopback(host: str) -> bool:

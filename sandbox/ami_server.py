@@ -65,6 +65,8 @@ _T = TypeVar("_T")
 
 def header(frame: Mapping[str, str], key: str, default: str = "") -> str:
     """Case-insensitive header lookup, like astman_get_header."""
+    if (exact := frame.get(key)) is not None:  # the usual spelling: no scan (bulk actions)
+        return exact
     wanted = key.lower()
     return next((v for k, v in frame.items() if k.lower() == wanted), default)
 
@@ -308,6 +310,7 @@ class _Session:
     closing: bool = False
     deferred: list[dict[str, str]] = field(default_factory=list)  # events due after the reply
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one writer at a time
+    cork: list[bytes] | None = None  # while a list: writes gather here (AmiServer._read_actions)
 
     def wants(self, event_text: str) -> bool:
         """Whether an event passes this session's event mask and filters (manager.c rules)."""
@@ -324,6 +327,9 @@ class _Session:
         return bool(self.events) and (not classes or not classes.isdisjoint(self.events))
 
     async def send(self, data: bytes, chunk_sizes: Sequence[int] | None = None) -> None:
+        if self.cork is not None:  # in order, in the one write uncork() makes
+            self.cork.append(data)
+            return
         async with self.lock:
             for piece in _pieces(data, chunk_sizes):
                 if self.writer.is_closing():
@@ -395,6 +401,7 @@ class AmiServer(Served):
             "dbget": self._dbget,
             "dbdel": self._dbdel,
             "dbdeltree": self._dbdeltree,
+            "dbgettree": self._dbgettree,
             "originate": self._originate,
             "redirect": self._redirect,
             "hangup": self._hangup,
@@ -528,6 +535,9 @@ class AmiServer(Served):
 
     def _follow(self, text: str) -> None:
         """Keep the live channel table as the pushed events change it."""
+        if text.startswith("Event: UserEvent\r\n") and "UserEvent: FrontdeskCallEnd\r\n" in text:
+            self._journal_end(_decode_frame(text))
+            return
         end = text.find("\r\n")
         if not text.startswith("Event: ") or text[7:end] not in _CHANNEL_EVENTS:
             return
@@ -539,6 +549,13 @@ class AmiServer(Served):
             self._channels[uniqueid] = _LiveChannel({}, time.time())
         if (channel := self._channels.get(uniqueid)) is not None:
             channel.follow(event, frame)
+
+    def _journal_end(self, frame: Mapping[str, str]) -> None:
+        """What the shipped dialplan's hangup handler also does: the call's end kept in
+        AstDB (family frontdesk_end, key its Linkedid) for a gateway that did not hear it."""
+        fields = ("DDI", "DialStatus", "VMStatus", "Answered", "AnsweredBy")
+        value = "|".join([str(int(time.time())), *(frame.get(f, "") for f in fields)])
+        self.astdb[f"frontdesk_end/{frame.get('Linkedid', '')}"] = value
 
     def _channel_named(self, name: str) -> _LiveChannel | None:
         """Asterisk finds channels by name case-insensitively; names are unique while live."""
@@ -598,10 +615,19 @@ class AmiServer(Served):
     async def _read_actions(self, reader: asyncio.StreamReader, session: _Session) -> None:
         parser = ActionParser()
         while not session.closing and (data := await reader.read(READ_SIZE)):
-            for action in parser.feed(data):
-                await self._handle(session, action)
-                if session.closing:
-                    return
+            # The answers to one read's actions leave in one write (a client pipelining
+            # hundreds of DBPut would otherwise cost a send() each); handling them never
+            # yields to another task, so waiters still resume with the replies written.
+            session.cork = []
+            try:
+                for action in parser.feed(data):
+                    await self._handle(session, action)
+                    if session.closing:
+                        break
+            finally:
+                corked, session.cork = session.cork, None
+                if corked:
+                    await session.send(b"".join(corked))
 
     async def _handle(self, session: _Session, action: Action) -> None:
         was_authenticated = session.authenticated
@@ -768,6 +794,37 @@ class AmiServer(Served):
         if not doomed:
             return _response(action, "Error", "Database entry not found")
         return _response(action, "Success", "Key tree deleted successfully")
+
+    def _dbgettree(self, session: _Session, action: Action) -> bytes:
+        """Every entry at or under family (and key: whole path segments, matched without
+        regard to ASCII case, as db.c's LIKE does), sorted; each event's Key is the full
+        path with a leading slash. No family: the whole database; nothing found: an empty
+        list, never an error."""
+        family, key = header(action, "Family"), header(action, "Key")
+        prefix = (f"{family}/{key}" if key else family).lower() if family else ""
+        found = sorted(
+            (path, value)
+            for path, value in self.astdb.items()
+            if not prefix or path.lower() == prefix or path.lower().startswith(prefix + "/")
+        )
+        action_id = {"ActionID": v} if (v := header(action, "ActionID")) else {}
+        items = b"".join(
+            encode_frame(
+                {"Event": "DBGetTreeResponse", "Key": f"/{path}", "Val": value, **action_id}
+            )
+            for path, value in found
+        )
+        complete = {
+            "Event": "DBGetTreeComplete",
+            **action_id,
+            "EventList": "Complete",
+            "ListItems": str(len(found)),
+        }
+        return (
+            _response(action, "Success", "Result will follow", {"EventList": "start"})
+            + items
+            + encode_frame(complete)
+        )
 
     def _originate(self, session: _Session, action: Action) -> bytes:
         if not header(action, "Channel"):

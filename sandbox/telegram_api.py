@@ -10,7 +10,12 @@ ids per chat, ``parse_mode`` is applied (HTML, Markdown, MarkdownV2 become plain
 entities, and malformed markup is refused with "can't parse entities"), surrounding
 whitespace is trimmed, inline keyboards are validated (callback_data of 1-64 bytes),
 editing to identical content is refused with "message is not modified", getUpdates
-long-polls and answers 409 to a poll superseded by another one.
+long-polls and answers 409 to a poll superseded by another one. With a webhook set
+(setWebhook), getUpdates answers 409 and each update is POSTed to the webhook, in order,
+with ``X-Telegram-Bot-Api-Secret-Token``, and posted again until it gets a 2xx; since a
+test cannot serve https, ``route_webhook`` names the loopback servers that stand for the
+TLS-terminating proxy behind the public URL (taken in turn, as a balancer would); until
+it is called, updates wait (the sandbox never posts beyond them).
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
+from sandbox.flood import FloodLimits
 from sandbox.lifecycle import Served
 
-__all__ = ["BotApiServer", "Call", "StoredFile"]
+__all__ = ["BotApiServer", "Call", "StoredFile", "WebhookPost"]
 
 JsonDict = dict[str, Any]
 
@@ -88,6 +96,7 @@ NOT_MODIFIED = (
     "the same as a current content and reply markup of the message"
 )
 MAX_DOWNLOAD = 20 * 1024 * 1024
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 @dataclass
@@ -106,6 +115,20 @@ class Call:
     @property
     def ok(self) -> bool:
         return self.status == 200
+
+
+@dataclass
+class WebhookPost:
+    """One POST of an update to the webhook: status 0 when no HTTP answer came."""
+
+    update_id: int
+    target: str
+    status: int
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
 
 
 @dataclass
@@ -188,6 +211,14 @@ class BotApiServer(Served):
         self._poll_generation = 0
         self._polling = 0
         self._webhook_url = ""
+        self._webhook_secret = ""
+        self._webhook_error: tuple[int, str] | None = None  # last_error_date, _message
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._webhook_turn = itertools.count()
+        self.webhook_routes: list[str] = []  # see route_webhook
+        self.webhook_posts: list[WebhookPost] = []
+        self.webhook_retry = (0.05, 1.0)  # first and longest pause between failed posts
+        self.webhook_timeout = 10.0  # an answer slower than this counts as a failure
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._messages: dict[tuple[int, int], JsonDict] = {}
         self._users: dict[int, JsonDict] = {}
@@ -199,6 +230,8 @@ class BotApiServer(Served):
         self._faults: list[_Fault] = []
         self._stalled: set[str] = set()
         self._held: list[Call] = []
+        # Telegram's flood limits (429 with retry_after); None: unlimited, as by default.
+        self.flood: FloodLimits | None = None
         handlers: dict[str, Handler] = {
             "getMe": self._get_me,
             "logOut": self._true,
@@ -238,10 +271,16 @@ class BotApiServer(Served):
         site = web.TCPSite(self._runner, self.host, self._port)
         await site.start()
         self._port = int(self._runner.addresses[0][1])
+        self._webhook_task = asyncio.create_task(self._push_webhook(), name="webhook")
 
     async def stop(self) -> None:
         self._closing = True
         self._signal.notify()
+        if self._webhook_task is not None:
+            self._webhook_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._webhook_task
+            self._webhook_task = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -320,6 +359,20 @@ class BotApiServer(Served):
     async def wait_polling(self, n: int = 1, timeout: float = 5.0) -> None:
         """Wait until ``n`` getUpdates long-polls are parked waiting for updates."""
         await self._wait(lambda: self._polling >= n, timeout, "a waiting getUpdates")
+
+    def route_webhook(self, *bases: str) -> None:
+        """Post webhook updates to these base URLs (the webhook URL's path appended), one
+        after the other, instead of the public https URL: the proxy in front of them."""
+        self.webhook_routes = list(bases)
+        self._signal.notify()
+
+    @property
+    def webhook_url(self) -> str:
+        return self._webhook_url
+
+    @property
+    def webhook_secret(self) -> str:
+        return self._webhook_secret
 
     @property
     def held(self) -> list[Call]:
@@ -427,6 +480,12 @@ class BotApiServer(Served):
         fault = _Fault(method.lower(), status, description, retry_after, chat_id, count)
         self._faults.append(fault)
 
+    def rate_limit(self, limits: FloodLimits | None = None) -> FloodLimits:
+        """Answer 429 as Telegram does past its flood limits (sandbox/flood.py); returns
+        the limits in force (their `refused` counts the 429s)."""
+        self.flood = limits or FloodLimits()
+        return self.flood
+
     def stall(self, method: str) -> None:
         self._stalled.add(method.lower())
 
@@ -436,6 +495,63 @@ class BotApiServer(Served):
         else:
             self._stalled.discard(method.lower())
         self._signal.notify()
+
+    # ------------------------------------------------------------------ webhook delivery
+
+    async def _push_webhook(self) -> None:
+        """Telegram's side of a webhook: the oldest pending update is POSTed until some
+        answer is a 2xx, then the next one (the real server has up to max_connections
+        under way; one at a time keeps each chat's order the same way)."""
+        pause = self.webhook_retry[0]
+        async with aiohttp.ClientSession() as session:
+            while not self._closing:
+                await self._signal.wait_until(
+                    lambda: self._closing or bool(self._routable() and self._deliverable()),
+                    None,
+                )
+                if self._closing:
+                    return
+                update = self._deliverable()[0]
+                if await self._post_update(session, update):
+                    self._updates = [u for u in self._updates if u is not update]
+                    pause = self.webhook_retry[0]
+                    self._signal.notify()
+                else:
+                    await asyncio.sleep(pause)  # Telegram too waits before posting again
+                    pause = min(pause * 2, self.webhook_retry[1])
+
+    def _routable(self) -> bool:
+        return bool(self._webhook_url and self.webhook_routes)
+
+    async def _post_update(self, session: aiohttp.ClientSession, update: JsonDict) -> bool:
+        base = self.webhook_routes[next(self._webhook_turn) % len(self.webhook_routes)]
+        parts = urlsplit(self._webhook_url)
+        url = base.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self._webhook_secret}
+        if not self._webhook_secret:
+            headers = {}
+        post = WebhookPost(int(update["update_id"]), url, 0)
+        try:
+            async with session.post(
+                url,
+                data=_dumps(update).encode(),
+                headers={**headers, "Content-Type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
+            ) as response:
+                post.status = response.status
+                if not post.ok:
+                    post.error = (
+                        f"Wrong response from the webhook: {response.status} {response.reason}"
+                    )
+        except TimeoutError:
+            post.error = "Read timeout expired"
+        except aiohttp.ClientError as exc:
+            post.error = f"Connection failed: {exc.__class__.__name__}"
+        if post.error:
+            self._webhook_error = (int(time.time()), post.error)
+        self.webhook_posts.append(post)
+        self._signal.notify()
+        return post.ok
 
     # ------------------------------------------------------------------ HTTP plumbing
 
@@ -457,6 +573,11 @@ class BotApiServer(Served):
         if fault := self._take_fault(call):
             parameters = {"retry_after": fault.retry_after} if fault.retry_after else None
             return self._finish(call, ApiError(fault.status, fault.description, parameters))
+        if self.flood and (
+            wait := self.flood.check(call.method, call.params.get("chat_id"), call.at)
+        ):
+            too_many = ApiError(429, _default_description(429, wait), {"retry_after": wait})
+            return self._finish(call, too_many)
         try:
             call.result = await entry[1](call)
         except ApiError as exc:
@@ -632,24 +753,41 @@ class BotApiServer(Served):
         }
 
     async def _set_webhook(self, call: Call) -> bool:
-        url = str(call.params.get("url") or "")
+        p = call.params
+        url = str(p.get("url") or "")
         if url and not url.startswith("https://"):
             raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
-        self._webhook_url = url
+        secret = str(p.get("secret_token") or "")
+        if secret and not WEBHOOK_SECRET.fullmatch(secret):
+            raise _bad("secret token contains unallowed characters")
+        if "allowed_updates" in p:
+            allowed = p["allowed_updates"]
+            self._allowed_updates = frozenset(allowed) if allowed else None
+        if p.get("drop_pending_updates"):
+            self._updates.clear()
+        if url != self._webhook_url:
+            self._webhook_error = None
+        self._webhook_url, self._webhook_secret = url, secret if url else ""
+        self._signal.notify()
         return True
 
     async def _delete_webhook(self, call: Call) -> bool:
-        self._webhook_url = ""
+        self._webhook_url, self._webhook_secret, self._webhook_error = "", "", None
         if call.params.get("drop_pending_updates"):
             self._updates.clear()
         return True
 
     async def _get_webhook_info(self, call: Call) -> JsonDict:
-        return {
+        info: JsonDict = {
             "url": self._webhook_url,
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
         }
+        if self._webhook_url and self._allowed_updates is not None:
+            info["allowed_updates"] = sorted(self._allowed_updates)
+        if self._webhook_url and self._webhook_error is not None:
+            info["last_error_date"], info["last_error_message"] = self._webhook_error
+        return info
 
     async def _get_updates(self, call: Call) -> list[JsonDict]:
         if self._webhook_url:

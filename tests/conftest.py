@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests import pg_cluster
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CAPTURES = FIXTURES / "asterisk"
@@ -38,12 +42,47 @@ def copy_migrated(template: Path, path: Path) -> str:
     return f"sqlite://{path}"
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server's `postgres` database: FRONTDESK_TEST_PG_URL's, or a
+    private cluster started for this session (skipped, with the reason, where there is no
+    PostgreSQL to start; FRONTDESK_PG_REQUIRED makes that an error, as in CI)."""
+    if url := os.environ.get(pg_cluster.PG_URL_ENV):
+        yield url
+        return
+    if pg_cluster.binaries() is None:
+        reason = "PostgreSQL server binaries not found (make pgdeps installs them)"
+        if os.environ.get(pg_cluster.REQUIRED_ENV):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    # Not under pytest's own tmp folder: the server runs as `postgres`, which cannot enter it.
+    folder = Path(tempfile.mkdtemp(prefix="frontdesk-pg-"))
+    url = pg_cluster.start(folder)
+    os.environ[pg_cluster.PG_URL_ENV] = url  # for database_url_for, and child processes
+    try:
+        yield url
+    finally:
+        os.environ.pop(pg_cluster.PG_URL_ENV, None)
+        pg_cluster.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _database_backend(request: pytest.FixtureRequest) -> None:
+    """With FRONTDESK_TEST_DB=postgres every test database is a PostgreSQL one."""
+    if pg_cluster.on_postgres():
+        request.getfixturevalue("pg_server")
+
+
 @pytest.fixture
 async def db(migrated_db: Path, tmp_path: Path) -> AsyncIterator[str]:
-    """A migrated SQLite database, open for the test."""
+    """A migrated database (SQLite, or PostgreSQL with FRONTDESK_TEST_DB=postgres), open."""
     from models.database import close_db, open_db
 
-    url = copy_migrated(migrated_db, tmp_path / "test.sqlite3")
+    if pg_cluster.on_postgres():
+        url = pg_cluster.database_url_for(tmp_path / "test.sqlite3")
+    else:
+        url = copy_migrated(migrated_db, tmp_path / "test.sqlite3")
     await open_db(url)
     yield url
     await close_db()

@@ -38,6 +38,7 @@ from sandbox.real_pbx import (
 )
 from sandbox.telegram_api import BotApiServer
 from sandbox.telegram_api import Call as BotCall
+from tests.pg_cluster import database_url_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DIALPLAN = ROOT / "deploy" / "asterisk" / "extensions_frontdesk.conf"
@@ -221,7 +222,7 @@ def _is_missed_alert(call: BotCall) -> bool:
 
 def live_settings(pbx: PrivateAsterisk, bot: BotApiServer, tmp: Path, engine: str) -> Settings:
     s = load_settings(None, environ={})
-    s = with_section(s, "database", url=f"sqlite://{tmp / 'live.sqlite3'}")
+    s = with_section(s, "database", url=database_url_for(tmp / "live.sqlite3"))
     s = with_section(
         s,
         "ami",

@@ -20,6 +20,7 @@ from models.settings import Settings, load_settings, with_section
 from notifiers.base import ManagedNotifier
 from sandbox.ami_server import AmiServer
 from sandbox.telegram_api import BotApiServer
+from tests.pg_cluster import database_url_for
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -33,7 +34,7 @@ def sandbox_settings(
 ) -> Settings:
     """A throw-away SQLite database, an ephemeral HTTP port and short polls."""
     s = load_settings(None, environ={})
-    s = with_section(s, "database", url=f"sqlite://{database}")
+    s = with_section(s, "database", url=database_url_for(database))
     s = with_section(s, "ami", port=ami.port, secret=ami_secret)
     s = with_section(
         s,
@@ -82,7 +83,7 @@ def sandbox_config(tmp: Path, ami: AmiServer, bot: BotApiServer, database: Path)
     path.write_text(
         f"""
 [database]
-url = "sqlite://{database}"
+url = "{database_url_for(database)}"
 [ami]
 port = {ami.port}
 reconnect_min = 0.05

@@ -13,7 +13,12 @@ the calls whose first channel is open there (the console's `not_started`).
 
 After every AMI login `reconcile` compares what is tracked with what the PBX lists: calls
 it no longer has ended while we could not see them (a PBX restart or crash sends no
-Hangup), and their outcome is `unknown` unless an answer or a message was seen.
+Hangup). Their outcome is what the dialplan's end journal says (the FrontdeskCallEnd it
+also kept in AstDB, read at login), else `unknown` unless an answer or a message was seen.
+
+A gateway that starts (after a crash) or takes the lead (another gateway died) `restore`s
+the calls the database has as unfinished before it reconciles: the router writes every
+status change, so what the tracker knew survives the process.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import copy
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from models.events import (
@@ -170,6 +175,9 @@ class CallTracker:
         self._caller_uid: dict[str, str] = {}
         self._touched: dict[str, float] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
+        # Restored calls whose channels the PBX has not listed yet: until it has, a hangup
+        # of one channel must not end the call (its other channels are unknown to us).
+        self._unlisted: set[str] = set()
         self.pending = _PendingCalls(clock)
         self._handlers: dict[type, Callable[[CallSnapshot, object], None]] = {
             ChannelOpened: self._on_channel_opened,  # type: ignore[dict-item]
@@ -300,7 +308,7 @@ class CallTracker:
         if leg is not None and not leg.ended:  # its DialEnd was lost
             leg.ended = True
             self._note_ringing(call)
-        if not call.channels:
+        if not call.channels and call.linkedid not in self._unlisted:
             call.ended_at = self._clock()
 
     # -- helpers -----------------------------------------------------------------------
@@ -339,6 +347,7 @@ class CallTracker:
         del self._legs[call.linkedid]
         self._caller_uid.pop(call.linkedid, None)
         self._touched.pop(call.linkedid, None)
+        self._unlisted.discard(call.linkedid)
         self._ended[call.linkedid] = None
         if len(self._ended) > _RECENTLY_ENDED:
             self._ended.popitem(last=False)
@@ -382,6 +391,30 @@ class CallTracker:
         if call.status is not before:
             self._emit(call)
 
+    def restore(self, calls: Iterable[CallSnapshot]) -> int:
+        """Track again calls a previous process (or leader) tracked and did not see end,
+        as the database has them; their channels come from the next `reconcile`. Calls
+        tracked or ended here already are left alone. Returns how many were taken."""
+        taken = 0
+        for snap in calls:
+            if snap.linkedid in self.calls or snap.linkedid in self._ended:
+                continue
+            call = self.calls[snap.linkedid] = copy.copy(snap)
+            call.channels = set()
+            self._unlisted.add(snap.linkedid)
+            self._legs[snap.linkedid] = {}
+            self._touched[snap.linkedid] = self._clock()
+            taken += 1
+        return taken
+
+    def forget_all(self) -> None:
+        """Another gateway leads now: the calls are its to follow and to route."""
+        self.calls.clear()
+        self._legs.clear()
+        self._caller_uid.clear()
+        self._touched.clear()
+        self._unlisted.clear()
+
     def unrouted(self) -> list[Unrouted]:
         """Channels opening calls not routed yet (no FrontdeskCall so far)."""
         return self.pending.unrouted()
@@ -391,7 +424,10 @@ class CallTracker:
         return {lid: frozenset(call.channels) for lid, call in self.calls.items()}
 
     def reconcile(
-        self, live: Mapping[str, Collection[LiveChannel]], before: ChannelView | None = None
+        self,
+        live: Mapping[str, Collection[LiveChannel]],
+        before: ChannelView | None = None,
+        ends: Mapping[str, CallFinished] | None = None,
     ) -> int:
         """Make the tracked calls agree with what the PBX lists (linkedid -> its channels);
         returns how many tracked calls were ended because the PBX no longer has them.
@@ -399,17 +435,25 @@ class CallTracker:
         `before` is `channel_view()` from just before the listing was asked for: calls
         that began since are left alone, and channel changes seen since are applied on top
         of the listing (its answer may come after events that are newer than it).
+        `ends` is the dialplan's end journal: a gone call found there ended as it says.
         """
         before = self.channel_view() if before is None else before
         ended = 0
         for linkedid in [lid for lid in self.calls if lid in before]:
             call = self.calls[linkedid]
+            self._unlisted.discard(linkedid)
             rows = live.get(linkedid, ())
             opened = call.channels - set(before[linkedid])
             closed = set(before[linkedid]) - call.channels
             channels = ({row.uniqueid for row in rows} | opened) - closed
             if not channels:
-                self._end_unseen(call)
+                end = (ends or {}).get(linkedid)
+                if end is None:
+                    self._end_unseen(call)
+                else:  # its end was journalled: as good as seen
+                    self._on_finished(call, end)
+                    call.ended_at = self._clock()
+                    self._finish(call)
                 ended += 1
                 continue
             call.channels = channels

@@ -566,6 +566,12 @@ def _at(day: date, hour: int, minute: int, zone: tzinfo) -> datetime:
     return local.astimezone(UTC).astimezone(zone)
 
 
+def _later(a: datetime, b: datetime) -> bool:
+    """`a` after `b` as instants: datetimes of one zone compare by wall time, and a wall
+    time repeats when the clocks go back."""
+    return a.astimezone(UTC) > b.astimezone(UTC)
+
+
 def _skip(s: str, pos: int) -> int:
     return pos + 1 if pos < len(s) and s[pos] == " " else pos
 
@@ -692,11 +698,11 @@ def _until(s: str, ctx: _Ctx) -> datetime | None:
             t = _time_after_prep(s, _skip(s, dated[1]))
             if t is not None and t[2] == len(s):
                 at = _at(dated[0], t[0], t[1], ctx.zone)
-                return at if at > ctx.now else None
+                return at if _later(at, ctx.now) else None
         t = _time_after_prep(s, pos)
         if t is not None and t[2] == len(s):
             at = _at(ctx.today, t[0], t[1], ctx.zone)
-            if at <= ctx.now:  # "until 09:00" said at 10:00 means tomorrow morning
+            if not _later(at, ctx.now):  # "until 09:00" said at 10:00 means tomorrow morning
                 at = _at(ctx.today + timedelta(days=1), t[0], t[1], ctx.zone)
             return at
     word = _FOR_WORDS.match(s, 0)
@@ -734,7 +740,8 @@ def _book(folded: _Folded, original: str, pos: int, ctx: _Ctx) -> Book | None:
         return None
     start = _at(dated[0], t[0], t[1], ctx.zone)
     # An explicit past date stays as written (recording a visit after the fact is legitimate).
-    if dated[2] and start <= ctx.now:  # "monday 9:00" said on Monday at 10:00: next week
+    # "monday 9:00" said on Monday at 10:00: next week.
+    if dated[2] and not _later(start, ctx.now):
         start = _at(dated[0] + timedelta(days=7), t[0], t[1], ctx.zone)
     rest = original[folded.origin[t[2]] :].strip()
     sep = _NAME_SEPARATOR.search(rest)

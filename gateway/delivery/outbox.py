@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
@@ -31,7 +32,14 @@ from gateway.delivery import attachments
 from gateway.supervise import LoopReport
 from models.db import Delivery, DeliveryStatus
 from models.settings import OutboxSettings
-from notifiers.base import Button, Notifier, OutgoingMessage, PermanentError, TransientError
+from notifiers.base import (
+    Button,
+    Notifier,
+    OutgoingMessage,
+    PermanentError,
+    Receipt,
+    TransientError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +105,8 @@ class Outbox:
         self.failed = 0
         # Told (delivery id, new status) once each attempt is stored; tests wait on it.
         self.observers: list[Callable[[int, DeliveryStatus], None]] = []
+        # Told (channel, seconds, the error or None) after each send: metrics and health.
+        self.send_observers: list[Callable[[str, float, Exception | None], None]] = []
 
     def wake(self) -> None:
         """New rows are due now: do not wait for the idle poll."""
@@ -187,7 +197,7 @@ class Outbox:
             if delivery.attachments:
                 files = await attachments.for_channel(delivery.channel, delivery.attachments)
                 message = replace(message, attachments=files)
-            receipt = await notifier.send(message)
+            receipt = await self._timed_send(notifier, delivery.channel, message)
         except TransientError as exc:
             await self._retry_or_give_up(delivery, str(exc), exc.retry_after)
         except PermanentError as exc:
@@ -216,6 +226,22 @@ class Outbox:
                 await self._until_done(
                     f"delivery {delivery.id}: settle", lambda: on_stored(delivery)
                 )
+
+    async def _timed_send(
+        self, notifier: Notifier, channel: str, message: OutgoingMessage
+    ) -> Receipt:
+        started = time.perf_counter()
+        try:
+            receipt = await notifier.send(message)
+        except Exception as exc:
+            self._timed(channel, started, exc)
+            raise
+        self._timed(channel, started, None)
+        return receipt
+
+    def _timed(self, channel: str, started: float, error: Exception | None) -> None:
+        for observe in self.send_observers:
+            observe(channel, time.perf_counter() - started, error)
 
     async def _retry_or_give_up(
         self, delivery: Delivery, reason: str, retry_after: float | None

@@ -8,7 +8,9 @@ rest of the gateway acts on the phone system through: typed operations over an A
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+from collections.abc import Iterable, Iterator
+from typing import Protocol, runtime_checkable
 
 from gateway.pbx.errors import AmiActionError
 from gateway.pbx.translate import live_calls, member_interface, queue_members
@@ -16,6 +18,12 @@ from gateway.pbx.wire import Frame
 from models.events import LiveChannel, QueueMember
 
 Action = dict[str, str]
+
+# AstDB writes in flight at once (Pbx.db_write): Asterisk answers one session's actions in
+# order, so this many outstanding keeps the socket busy both ways without a round trip
+# per key, and bounds what is lost to an unanswered batch.
+DB_WINDOW = 512
+DB_TREE_TIMEOUT = 60.0  # a DBGetTree of 100,000 keys streams in a few seconds
 
 # -- the actions -----------------------------------------------------------------------------
 
@@ -26,6 +34,11 @@ def ping() -> Action:
 
 def logoff() -> Action:
     return {"Action": "Logoff"}
+
+
+def events(on: bool) -> Action:
+    """This session's events on or off (the standby gateways log in without them)."""
+    return {"Action": "Events", "EventMask": "on" if on else "off"}
 
 
 def core_show_channels() -> Action:
@@ -40,6 +53,18 @@ def db_put(family: str, key: str, value: str) -> Action:
 def db_get(family: str, key: str) -> Action:
     """A list action: a DBGetResponse event carries the value."""
     return {"Action": "DBGet", "Family": family, "Key": key}
+
+
+def db_del(family: str, key: str) -> Action:
+    return {"Action": "DBDel", "Family": family, "Key": key}
+
+
+def db_get_tree(family: str, key: str = "") -> Action:
+    """A list action: one DBGetTreeResponse event per entry under family/key (the whole
+    path segment: key `scenario` lists scenario/..., never scenarios/...), each with `Key`
+    the full path (`/family/key/...`) and `Val`, then DBGetTreeComplete. Asterisk 16.28+;
+    needs the `system` (or `reporting`) write class."""
+    return {"Action": "DBGetTree", "Family": family, **({"Key": key} if key else {})}
 
 
 def getvar(channel: str, variable: str) -> Action:
@@ -166,6 +191,33 @@ class AmiLink(ActionSender, Protocol):
     async def send_list_action(self, action: Action, timeout: float = 10.0) -> list[Frame]: ...
 
 
+@runtime_checkable
+class BulkLink(Protocol):
+    """A link that pipelines many actions itself and reads long lists lean (AmiClient,
+    through gateway/pbx/pipeline.py)."""
+
+    async def send_pipelined(
+        self, actions: Iterable[Action], window: int, timeout: float = 5.0
+    ) -> list[Frame]: ...
+
+    async def read_list(self, action: Action, timeout: float = 10.0) -> list[Frame]: ...
+
+
+_DBDEL_GONE = "Database entry could not be deleted"  # db.c: no such key (or a failed delete)
+
+
+async def _side_by_side(link: ActionSender, actions: Iterator[Action], window: int) -> list[Frame]:
+    """The answers of `actions`, sent by `window` senders each waiting for its answer."""
+    answers: list[Frame] = []
+
+    async def sender() -> None:
+        for action in actions:  # shared: each action goes to one sender
+            answers.append(await link.send_action(action))
+
+    await asyncio.gather(*(sender() for _ in range(window)))
+    return answers
+
+
 class Pbx:
     """What the gateway can ask of the phone system. Every failure is a `PbxUnavailable`:
     not connected, no answer in time, or refused by Asterisk."""
@@ -189,6 +241,56 @@ class Pbx:
         except AmiActionError:
             return None
         return next((i.get("Val", "") for i in items if i.get("Event") == "DBGetResponse"), None)
+
+    async def db_del(self, family: str, key: str) -> bool:
+        """True when deleted, False when there was no such entry."""
+        return await self._unless("could not be deleted", db_del(family, key))
+
+    async def db_tree(self, family: str, key: str = "") -> dict[str, str]:
+        """Every AstDB entry under family (and key: a whole path segment), by its key
+        within the family (`scenario/2100001`), in one DBGetTree."""
+        action = db_get_tree(family, key)
+        link = self._link
+        if isinstance(link, BulkLink):
+            items = await link.read_list(action, DB_TREE_TIMEOUT)
+        else:
+            items = await link.send_list_action(action, DB_TREE_TIMEOUT)
+        prefix = f"/{family}/"
+        return {
+            item["Key"][len(prefix) :]: item.get("Val", "")
+            for item in items
+            if item.get("Event") == "DBGetTreeResponse" and item.get("Key", "").startswith(prefix)
+        }
+
+    async def db_write(
+        self, family: str, changes: Iterable[tuple[str, str | None]], window: int = DB_WINDOW
+    ) -> int:
+        """Put (value) or delete (None) each key, pipelined: up to `window` actions
+        unanswered at once, not one round trip each. `changes` is read lazily, as each
+        action is sent; a key already gone counts as deleted. Returns how many were sent;
+        raises PbxUnavailable when the link is lost (at once) or when any was refused
+        (once all were tried)."""
+        sent = 0
+
+        def frames() -> Iterator[Action]:
+            nonlocal sent
+            for key, value in changes:
+                sent += 1
+                yield db_del(family, key) if value is None else db_put(family, key, value)
+
+        link = self._link
+        if isinstance(link, BulkLink):
+            answers = await link.send_pipelined(frames(), window)
+        else:  # a link that sends one at a time: `window` senders side by side
+            answers = await _side_by_side(link, frames(), window)
+        refused = [
+            a.get("Message", "error")
+            for a in answers
+            if a.get("Response") == "Error" and a.get("Message") != _DBDEL_GONE
+        ]
+        if refused:
+            raise AmiActionError(f"{len(refused)} AstDB writes refused: {refused[0]}")
+        return sent
 
     async def getvar(self, channel: str, variable: str) -> str | None:
         """The channel's variable (or function); None when the PBX has no such channel."""

@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.pbx import actions, pipeline
 from gateway.pbx.actions import Action
 from gateway.pbx.errors import AmiActionError, AmiUnavailable
 from gateway.pbx.panoramisk_adapter import AmiManager, AmiProtocol
@@ -56,8 +57,12 @@ class AmiClient:
         on_event: FrameHandler,
         wanted_events: frozenset[str] | None = None,
         on_connected: ConnectedHook | None = None,
+        consuming: bool = True,
     ) -> None:
         self.settings = settings
+        # Whether this session takes the PBX's events: a standby gateway (another leads)
+        # logs in for actions only, and turns events on when it takes the lead.
+        self.consuming = consuming
         self._on_event = on_event
         self._wanted = wanted_events
         self._on_connected = on_connected
@@ -69,6 +74,7 @@ class AmiClient:
         self._clock = time.time
         self._booted_at: float | None = None  # Asterisk's start, by our clock, last we heard
         self._run: asyncio.Future[PbxRun] | None = None  # this connection's FullyBooted
+        self._login_events = consuming  # whether this connection's login asked for events
 
     def next_backoff(self) -> float:
         delay = self._backoff
@@ -86,7 +92,20 @@ class AmiClient:
     def _on_frame(self, frame: Frame) -> None:
         if frame.get("Event") == FULLY_BOOTED:
             self._fully_booted(frame)
-        self._on_event(frame)
+        if self.consuming:  # events already on their way when we stopped taking them
+            self._on_event(frame)
+
+    def want_events(self, on: bool) -> None:
+        """Whether the next login asks for events (and frames are handed on meanwhile)."""
+        self.consuming = on
+        if self._manager is not None:
+            self._manager.config["events"] = "on" if on else "off"
+
+    async def consume(self, on: bool) -> None:
+        """Take the PBX's events on this session from now on, or stop taking them. Raises
+        PbxUnavailable when not connected; the next login asks for what was set here."""
+        self.want_events(on)
+        await self.send_action(actions.events(on))
 
     def _fully_booted(self, frame: Frame) -> None:
         try:
@@ -103,7 +122,7 @@ class AmiClient:
         """This login's FullyBooted, waited for up to `timeout` (None if it did not come:
         Asterisk still booting, or an AMI user without the `system` read class)."""
         run = self._run
-        if run is None:
+        if run is None or not self._login_events:  # no events: FullyBooted never comes
             return None
         try:
             return await asyncio.wait_for(asyncio.shield(run), timeout)
@@ -125,7 +144,7 @@ class AmiClient:
             reconnect_timeout=s.reconnect_min,
             protocol_factory=self._protocol,
             on_login=self._logged_in,
-            events="on",
+            events="on" if self.consuming else "off",
         )
         self._manager.connect()
 
@@ -137,6 +156,7 @@ class AmiClient:
             self.settings.username,
         )
         self._backoff = self.settings.reconnect_min
+        self._login_events = self.consuming
         manager.forget_unanswered()  # never replay an action to a channel name of old
         self.connected.set()
         if self._on_connected is not None:
@@ -167,6 +187,24 @@ class AmiClient:
         event after the response, up to but without the closing `...Complete` event."""
         messages = await self._request(action, timeout, as_list=None)
         return [m for m in messages[1:] if not m.get("Event", "").endswith("Complete")]
+
+    async def send_pipelined(
+        self, actions: Iterable[Action], window: int, timeout: float = 5.0
+    ) -> list[Frame]:
+        """Send many single-answer actions with up to `window` unanswered at once; their
+        responses in order (errors included: the caller decides)."""
+        return await pipeline.send_all(self._route("bulk actions"), actions, window, timeout)
+
+    async def read_list(self, action: Action, timeout: float = 10.0) -> list[Frame]:
+        """send_list_action for long lists (DBGetTree of the whole AstDB family)."""
+        return await pipeline.read_list(self._route(action.get("Action", "")), action, timeout)
+
+    def _route(self, what: str) -> AmiProtocol:
+        manager = self._manager
+        protocol = None if manager is None else manager.protocol
+        if protocol is None or not self.connected.is_set():
+            raise AmiUnavailable(f"AMI not connected; {what} not sent")
+        return protocol
 
     async def _request(self, action: Action, timeout: float, as_list: bool | None) -> list[Frame]:
         """The response and, for a list, its events (panoramisk collects them by ActionID

@@ -9,14 +9,15 @@ and replace those three by subclassing two of its classes and overriding interna
   none; `connection_made` sets `transport` and `responses`), our `data_received` (frames
   from `FrameParser`); we read its `responses` dict (answers pending, by ActionID), call
   its `handle_message(Message)` and `send(dict)` (returns the answer's future), and
-  close its `transport`.
+  close its `transport` (bulk actions, gateway/pbx/pipeline.py, are written to it directly).
 - `Manager` (panoramisk.manager) -> `AmiManager`: `__init__(**config)` with the config
   keys `loop host port username secret ping_delay ping_interval reconnect_timeout
   protocol_factory on_login events`, whose timers it int()s (we set them back as floats);
   the overridden callbacks `connection_made(f)`, `login(future)`, `connection_lost(exc)`
   and `ping()`; its attributes `_connected` (False: one log line, not a traceback, on a
   failed connect), `protocol`, `authenticated`, `pinger`, `loop`, `reconnect_timeout` and
-  `awaiting_actions` (actions to replay after a reconnect, which we never want);
+  `awaiting_actions` (actions to replay after a reconnect, which we never want), `config`
+  (its `events` is what each login asks for);
   `connect()`, `close()` and `send_action(Action, as_list)` (which sets the Action's
   `as_list` from its own argument).
 - `Action(dict, as_list=...)` (panoramisk.actions): `as_list=False` returns on the first
@@ -64,9 +65,20 @@ class AmiProtocol(AMIProtocol):
     def __init__(self, parser: FrameParser, on_event: FrameHandler) -> None:
         self.parser = parser
         self.on_event = on_event
+        # Answers to our bulk actions (gateway/pbx/pipeline.py), by ActionID: never
+        # panoramisk's, they skip its per-answer objects.
+        self.own: dict[str, Callable[[Frame], bool]] = {}
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
+        own = self.own
         for frame in self.parser.feed(data):
+            if own and (take := own.get(frame.get("ActionID", ""))) is not None:
+                if take(frame):
+                    del own[frame["ActionID"]]
+                continue
             # Answers to our actions go to panoramisk; every event (even one with a Response
             # header, like OriginateResponse for an action nobody waits on) goes to us.
             is_answer = "Event" not in frame and "Response" in frame

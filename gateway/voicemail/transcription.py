@@ -84,6 +84,12 @@ class Transcriber:
         self.settings = settings
         self._pool: ProcessPoolExecutor | None = None
         self._model = ""
+        self._jobs: set[asyncio.Future[tuple[str, str]]] = set()
+
+    @property
+    def queued(self) -> int:
+        """Voicemails waiting for a worker or being recognised (/metrics)."""
+        return len(self._jobs)
 
     async def start(self) -> None:
         """Resolve the model, start the workers and wait until one has loaded it.
@@ -132,6 +138,8 @@ class Transcriber:
             return failed("transcription not started")
         loop = asyncio.get_running_loop()
         job = loop.run_in_executor(pool, _recognise, str(wav_path), language)
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
         try:
             text, used = await asyncio.wait_for(job, self.settings.timeout)
         except TimeoutError:

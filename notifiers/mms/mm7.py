@@ -338,7 +338,10 @@ def _soap_part(body: bytes, content_type: str) -> bytes:
     if not content_type.strip().lower().startswith("multipart/"):
         return body
     head = f"Content-Type: {content_type}\r\n\r\n".encode("ascii", "replace")
-    message = email.parser.BytesParser().parsebytes(head + body)
+    try:
+        message = email.parser.BytesParser().parsebytes(head + body)
+    except RecursionError as exc:  # the parser recurses once per nested multipart
+        raise Mm7FormatError("multipart nested too deeply") from exc
     payload = message.get_payload() if message.is_multipart() else None
     parts = [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
     if not parts:
@@ -364,7 +367,8 @@ def _parse_xml(data: bytes) -> ET.Element:
     try:
         # SOAP 1.1 forbids a DTD; refusing it also stops entity expansion bombs early.
         root: ET.Element = fromstring(data, forbid_dtd=True)
-    except (ET.ParseError, DefusedXmlException) as exc:
+    except (ET.ParseError, DefusedXmlException, LookupError, ValueError) as exc:
+        # LookupError, ValueError: an encoding= that expat cannot use ("x-nope", "cp932").
         raise Mm7FormatError(f"not a readable XML document: {exc}") from exc
     return root
 

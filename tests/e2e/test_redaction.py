@@ -16,6 +16,7 @@ from models import redact
 from models.settings import load_settings
 from sandbox.ami_server import AmiServer
 from sandbox.telegram_api import BotApiServer
+from tests.pg_cluster import database_url_for
 from tests.stack import environment, start_main
 
 TOKEN = "918273:REDACT-me-Bot-token"
@@ -34,7 +35,7 @@ WAIT = 20.0
 def settings_env(tmp: Path, ami: AmiServer, bot: BotApiServer) -> dict[str, str]:
     return environment(
         **SECRETS,
-        FRONTDESK__DATABASE__URL=f"sqlite://{tmp / 'redact.sqlite3'}",
+        FRONTDESK__DATABASE__URL=database_url_for(tmp / "redact.sqlite3"),
         FRONTDESK__LOG__LEVEL="DEBUG",
         FRONTDESK__AMI__PORT=str(ami.port),
         FRONTDESK__TELEGRAM__BASE_URL=bot.base_url,

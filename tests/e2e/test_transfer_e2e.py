@@ -27,6 +27,7 @@ from models.staff import Agent, Card, Conversation, Presence, Team
 from sandbox.ami_server import AmiServer, header
 from sandbox.call_scripts import CallFactory
 from sandbox.telegram_api import BotApiServer, Call
+from tests.pg_cluster import database_url_for
 
 TOKEN = "123456:TRANSFER-token"
 SECRET = "transfer-secret"
@@ -133,7 +134,7 @@ async def _staff(
 async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
     async with AmiServer(secret=SECRET) as ami, BotApiServer(TOKEN) as bot:
         s = load_settings(None, environ={})
-        s = with_section(s, "database", url=f"sqlite://{tmp_path / 'xfer.sqlite3'}")
+        s = with_section(s, "database", url=database_url_for(tmp_path / "xfer.sqlite3"))
         s = with_section(s, "ami", port=ami.port, secret=SECRET, reconnect_min=0.05)
         s = with_section(
             s, "telegram", token=TOKEN, base_url=bot.base_url, base_file_url=bot.base_file_url

@@ -48,6 +48,8 @@ class FakePbx:
             return failure
         if name == "DBPut":
             self.astdb[action["Key"]] = action["Val"]
+        elif name == "DBDel" and self.astdb.pop(action["Key"], None) is None:
+            return refused("Database entry could not be deleted")
         elif name == "Getvar":
             self.on_getvar(target)
             if target not in self.channels:
@@ -60,6 +62,19 @@ class FakePbx:
         elif name == "Redirect" and target not in self.channels:
             return refused(f"Channel does not exist: {target}")
         return {"Response": "Success"}
+
+    async def send_list_action(
+        self, action: dict[str, str], timeout: float = 10.0
+    ) -> list[dict[str, str]]:
+        """DBGetTree (family frontdesk) as Asterisk answers it: one event per entry."""
+        if (answer := await self.send_action(action)).get("Response") == "Error":
+            raise PbxUnavailable(f"{action['Action']}: {answer['Message']}")  # as AmiClient
+        under = action.get("Key", "") + "/"
+        return [
+            {"Event": "DBGetTreeResponse", "Key": f"/frontdesk/{key}", "Val": value}
+            for key, value in sorted(self.astdb.items())
+            if key.startswith(under)
+        ]
 
     def sent(self, name: str) -> list[dict[str, str]]:
         return [a for a in self.actions if a["Action"] == name]

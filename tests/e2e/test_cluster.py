@@ -1,0 +1,341 @@
+"""Several gateways on one PostgreSQL, and a gateway killed while calls ring.
+
+The real `main.py run` runs as child processes against the sandbox AMI and Bot API served
+by this test. What is asserted is what an operator would count: each message at the Bot
+API once, each missed call alerted once, every call ending with the outcome it had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import socket
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from models.database import close_db, open_db
+from models.db import Call, Delivery, DeliveryStatus, Notification
+from models.events import CallOutcome
+from sandbox.ami_server import AmiServer
+from sandbox.call_scripts import CallFactory
+from sandbox.telegram_api import BotApiServer
+from sandbox.telegram_api import Call as ApiCall
+from tests.pg_cluster import postgres_url_for
+from tests.stack import environment, health, run_main, sandbox_config, start_main
+
+TOKEN = "654321:CLUSTER-token"
+SECRET = "cluster-secret"
+CHAT = 4242
+DDI = "2100042"
+WAIT = 60.0
+Frame = dict[str, str]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _split(frames: list[Frame], event: str) -> tuple[list[Frame], list[Frame]]:
+    """The frames before the first `event`, and the rest."""
+    cut = next(i for i, f in enumerate(frames) if f["Event"] == event)
+    return frames[:cut], frames[cut:]
+
+
+def _is_missed_call(call: ApiCall) -> bool:
+    return (
+        call.method == "sendMessage"
+        and str(call.params.get("chat_id")) == str(CHAT)
+        and "reply_markup" in call.params
+    )
+
+
+@dataclass
+class Gateways:
+    """`main.py run` processes on one configuration, each on its own HTTP port."""
+
+    config: Path
+    log: Path
+    extra: dict[str, str] = field(default_factory=dict)
+    procs: dict[int, asyncio.subprocess.Process] = field(default_factory=dict)
+
+    def env(self, **more: str) -> dict[str, str]:
+        return environment(
+            FRONTDESK__AMI__SECRET=SECRET, FRONTDESK__TELEGRAM__TOKEN=TOKEN, **self.extra, **more
+        )
+
+    async def cli(self, *args: str) -> str:
+        return await run_main(*args, "-c", str(self.config), env=self.env())
+
+    async def start(self) -> int:
+        port = _free_port()
+        with self.log.open("ab") as sink:
+            self.procs[port] = await start_main(
+                "run",
+                "-c",
+                str(self.config),
+                env=self.env(FRONTDESK__HTTP__PORT=str(port)),
+                stderr=sink,
+            )
+        return port
+
+    async def kill(self, port: int) -> None:
+        proc = self.procs.pop(port)
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+
+    async def health(self, port: int) -> dict[str, object] | None:
+        try:
+            return (await health(f"http://127.0.0.1:{port}/healthz"))[1]
+        except Exception:  # not listening yet
+            return None
+
+    async def leaders(self) -> list[int]:
+        found = []
+        for port in self.procs:
+            report = await self.health(port)
+            if report is not None and report.get("leader") and report.get("ami_connected"):
+                found.append(port)
+        return found
+
+    async def one_leader(self, timeout: float = WAIT) -> int:
+        async with asyncio.timeout(timeout):
+            # Polling /healthz, the operator's view: the state is in other processes.
+            while len(leaders := await self.leaders()) != 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        return leaders[0]
+
+    async def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+        self.procs.clear()
+
+
+@asynccontextmanager
+async def gateways(
+    tmp: Path, ami: AmiServer, bot: BotApiServer, url: str, **extra: str
+) -> AsyncIterator[Gateways]:
+    config = sandbox_config(tmp, ami, bot, tmp / "cluster.sqlite3")
+    text = re.sub(r'(?m)^url = ".*"$', f'url = "{url}"', config.read_text("utf-8"))
+    config.write_text(text, "utf-8")
+    group = Gateways(config, tmp / "gateways.log", dict(extra))
+    try:
+        yield group
+    finally:
+        await group.stop()
+
+
+async def _link_subscriber(group: Gateways, bot: BotApiServer) -> None:
+    added = await group.cli(
+        "subscriber", "add", "--name", "Γραφείο Κ.", "--ddi", DDI, "--language", "el"
+    )
+    match = re.search(r"link code: (\S+)", added)
+    assert match, added
+    bot.inject_message(CHAT, f"/start {match[1]}", language_code="el")
+    await bot.wait_for(lambda c: c.method == "sendMessage", timeout=WAIT)
+
+
+@pytest.fixture
+def pg_url(pg_server: str, tmp_path: Path) -> Iterator[str]:
+    yield postgres_url_for(tmp_path / "cluster")
+
+
+async def _seed_deliveries(url: str, count: int) -> None:
+    await open_db(url)
+    try:
+        now = datetime.now(UTC)
+        for start in range(0, count, 1000):
+            await Delivery.bulk_create(
+                [
+                    Delivery(
+                        dedupe_key=f"bulk:{i}",
+                        kind="message",
+                        channel="telegram",
+                        address=str(CHAT),
+                        text=f"bulk {i}",
+                        next_attempt_at=now,
+                    )
+                    for i in range(start, min(start + 1000, count))
+                ]
+            )
+    finally:
+        await close_db()
+
+
+async def test_three_gateways_on_postgresql_deliver_ten_thousand_once(
+    tmp_path: Path, pg_url: str
+) -> None:
+    count = 10_000
+    await _seed_deliveries(pg_url, count)
+    async with AmiServer(secret=SECRET) as ami, BotApiServer(TOKEN) as bot:
+        async with gateways(tmp_path, ami, bot, pg_url, FRONTDESK__OUTBOX__IN_FLIGHT="8") as group:
+            started = time.monotonic()
+            for _ in range(3):
+                await group.start()
+
+            def bulk() -> list[str]:
+                return [
+                    str(c.params.get("text"))
+                    for c in bot.sent
+                    if c.method == "sendMessage"
+                    and str(c.params.get("text", "")).startswith("bulk ")
+                ]
+
+            await bot.wait_until(lambda: len(set(bulk())) == count, 180, "every message")
+            elapsed = time.monotonic() - started
+            leader = await group.one_leader()
+            assert leader in group.procs
+        texts = Counter(bulk())
+    duplicated = sum(n - 1 for n in texts.values())
+    lost = count - len(texts)
+    print(
+        f"\n3 gateways, PostgreSQL: {count} sent in {elapsed:.1f}s "
+        f"({count / elapsed:.0f}/s), lost {lost}, duplicated {duplicated}"
+    )
+    assert (lost, duplicated) == (0, 0)
+    await open_db(pg_url)
+    try:
+        assert await Delivery.filter(status=DeliveryStatus.SENT).count() == count
+    finally:
+        await close_db()
+
+
+async def test_killing_the_ami_leader_hands_over_within_five_seconds_and_keeps_every_alert(
+    tmp_path: Path, pg_url: str
+) -> None:
+    factory = CallFactory()
+    calls = [factory.missed(DDI, f"+30210000{i:04d}", f"Καλών {i}") for i in range(6)]
+    parts = [_split(frames, "HangupRequest") for frames in calls]
+    async with AmiServer(secret=SECRET) as ami, BotApiServer(TOKEN) as bot:
+        async with gateways(tmp_path, ami, bot, pg_url) as group:
+            for _ in range(3):
+                await group.start()
+            leader = await group.one_leader()
+            await _link_subscriber(group, bot)
+            await ami.wait_logged_in(3, timeout=WAIT)
+            for ringing, _ in parts:
+                await ami.play(ringing)
+            await _wait_calls(pg_url, lambda rows: len(rows) == 6)
+
+            await group.kill(leader)
+            killed_at = time.monotonic()
+            for _, end in parts[:3]:  # these end while nobody leads: the journal keeps them
+                await ami.play(end)
+            successor = await group.one_leader(timeout=10)
+            handover = time.monotonic() - killed_at
+            for _, end in parts[3:]:
+                await ami.play(end)
+
+            await bot.wait_until(
+                lambda: sum(map(_is_missed_call, bot.sent)) >= 6, WAIT, "six alerts"
+            )
+            rows = await _wait_calls(pg_url, lambda rows: all(r.ended_at for r in rows))
+            alerts = sum(map(_is_missed_call, bot.sent))
+            notices = await _count_missed(pg_url)
+    print(f"\nleader {leader} killed; {successor} leads {handover:.2f}s later; alerts {alerts}")
+    assert successor != leader
+    assert handover < 5.0
+    assert alerts == 6 and notices == 6
+    assert {r.outcome for r in rows} == {CallOutcome.ABANDONED}
+
+
+async def _wait_calls(url: str, done: object, timeout: float = WAIT) -> list[Call]:
+    """The inbound Call rows, once `done(rows)` holds (polled: another process writes them)."""
+    assert callable(done)
+    await open_db(url)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                rows = await Call.filter(ddi=DDI).order_by("id")
+                if done(rows):
+                    return rows
+                await asyncio.sleep(0.05)
+    finally:
+        await close_db()
+
+
+async def _count_missed(url: str) -> int:
+    await open_db(url)
+    try:
+        return await Notification.filter(dedupe_key__startswith="missed_call:").count()
+    finally:
+        await close_db()
+
+
+@pytest.mark.parametrize("database", ["default", "postgres"])
+async def test_a_gateway_killed_while_fifty_calls_ring_ends_each_right_after_restart(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    """50 calls ring; SIGKILL; some end while the gateway is down (answered or not), the
+    rest after it is back 3 s later: each ends with its outcome and one alert if missed."""
+    if database == "postgres":
+        request.getfixturevalue("pg_server")
+        url = postgres_url_for(tmp_path / "fifty")
+    else:
+        from tests.pg_cluster import database_url_for
+
+        url = database_url_for(tmp_path / "fifty.sqlite3")
+    factory = CallFactory()
+    plan: list[tuple[str, list[Frame], list[Frame], bool]] = []  # (linkedid, ring, end, when)
+    for i in range(50):
+        missed = i % 5 in (0, 1, 3)
+        frames = (
+            factory.missed(DDI, f"+30210100{i:04d}", f"Πελάτης {i}")
+            if missed
+            else factory.agent_answered(DDI, f"+30210100{i:04d}", f"Πελάτης {i}")
+        )
+        ring, end = _split(frames, "HangupRequest" if missed else "DialEnd")
+        plan.append((frames[0]["Linkedid"], ring, end, i % 5 in (0, 1, 2)))  # True: in outage
+    expected = {
+        lid: CallOutcome.ABANDONED if i % 5 in (0, 1, 3) else CallOutcome.ANSWERED
+        for i, (lid, *_) in enumerate(plan)
+    }
+
+    async with AmiServer(secret=SECRET) as ami, BotApiServer(TOKEN) as bot:
+        async with gateways(tmp_path, ami, bot, url) as group:
+            port = await group.start()
+            await ami.wait_logged_in(1, timeout=WAIT)
+            await _link_subscriber(group, bot)
+            for _, ring, _, _ in plan:
+                await ami.play(ring)
+            await _wait_calls(url, lambda rows: len(rows) == 50)
+
+            await group.kill(port)
+            for _, _, end, in_outage in plan:
+                if in_outage:
+                    await ami.play(end)
+            await asyncio.sleep(3)  # the scenario: the gateway comes back 3 s later
+            await group.start()
+            await ami.wait_logged_in(1, timeout=WAIT)
+            await group.one_leader()
+            for _, _, end, in_outage in plan:
+                if not in_outage:
+                    await ami.play(end)
+
+            await bot.wait_until(
+                lambda: sum(map(_is_missed_call, bot.sent)) >= 30, WAIT, "thirty alerts"
+            )
+            rows = await _wait_calls(url, lambda rows: all(r.ended_at for r in rows))
+            alerts = sum(map(_is_missed_call, bot.sent))
+    outcomes = {r.linkedid: r.outcome for r in rows}
+    wrong = {lid: (outcomes[lid], want) for lid, want in expected.items() if outcomes[lid] != want}
+    print(
+        f"\n50 calls across a SIGKILL ({database}): {alerts} missed-call alerts, {len(wrong)} wrong"
+    )
+    index = {lid: i for i, (lid, *_) in enumerate(plan)}
+    assert not wrong, sorted(index[lid] for lid in wrong)
+    assert alerts == 30
