@@ -10,13 +10,17 @@ AstDB re-assert that follows (until the AMI has been quiet for a while, or --set
 seconds), opens C calls that keep ringing, waits until /healthz counts them all and the
 router has written them, then reads VmRSS from /proc/<pid>/status (target <= 250 MB at
 100,000 subscribers, 300,000 DDIs and 20,000 calls). --tracemalloc runs the gateway with
-tracemalloc on and prints where its Python memory is, by line.
+tracemalloc on and prints where its Python memory is, by line; with it or --trim the
+gateway then collects garbage and returns free pages (malloc_trim) and says its RSS again:
+what is left is live, what went was only held by the allocator.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import gc
 import json
 import logging
 import os
@@ -88,8 +92,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             config = write_config(tmp, url, ami, bot, http_port)
             trace = tmp / "tracemalloc.txt"
             python_args = ["main.py"]
-            if args.tracemalloc:
-                python_args = ["-X", "tracemalloc=1", __file__, "--serve-traced", str(trace)]
+            if args.tracemalloc or args.trim:
+                traced = ["-X", "tracemalloc=1"] if args.tracemalloc else []
+                python_args = [*traced, __file__, "--serve-traced", str(trace)]
             async with GatewayProcess(config, http_port, tmp / "gateway.log", python_args) as gw:
                 await gw.until("AMI login", lambda b: b.get("ami_connected"), 120)
                 idle_rss = gw.rss_mb()
@@ -109,7 +114,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     what="the marker call's alert",
                 )
                 rss = gw.rss_mb()
-                if args.tracemalloc:
+                if args.tracemalloc or args.trim:
                     assert gw.proc is not None
                     gw.proc.send_signal(signal.SIGUSR1)
                     await gw.until("", lambda b: trace.exists(), 300, every=1.0)
@@ -133,18 +138,34 @@ def serve_traced(out: str, argv: list[str]) -> int:
     import main as frontdesk
 
     def dump(signum: int, frame: object) -> None:
-        stats = tracemalloc.take_snapshot().statistics("lineno")
-        total = sum(s.size for s in stats)
-        lines = [f"tracemalloc: {total / 2**20:.1f} MB in Python objects; top by line:"]
-        lines += [
-            f"  {s.size / 2**20:8.1f} MB {s.count:>9} {s.traceback}" for s in stats[:TRACE_TOP]
-        ]
+        lines = []
+        if tracemalloc.is_tracing():
+            stats = tracemalloc.take_snapshot().statistics("lineno")
+            total = sum(s.size for s in stats)
+            lines += [f"tracemalloc: {total / 2**20:.1f} MB in Python objects; top by line:"]
+            lines += [
+                f"  {s.size / 2**20:8.1f} MB {s.count:>9} {s.traceback}" for s in stats[:TRACE_TOP]
+            ]
+        # Live or only held by the allocator? Collect, give free pages back, look again.
+        before = _own_rss_mb()
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        lines.append(
+            f"RSS {before:.0f} MB; after gc.collect() and malloc_trim(0): {_own_rss_mb():.0f} MB"
+        )
         tmp = out + ".part"
         Path(tmp).write_text("\n".join(lines) + "\n")
         os.replace(tmp, out)
 
     signal.signal(signal.SIGUSR1, dump)
     return frontdesk.main(argv)
+
+
+def _own_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a tenth of everything")
     ap.add_argument("--json", type=Path, help="write the figures to this file")
     ap.add_argument("--tracemalloc", action="store_true", help="print where memory goes")
+    ap.add_argument("--trim", action="store_true", help="print the RSS after malloc_trim too")
     args = ap.parse_args(argv)
     if args.quick:
         args.subscribers, args.calls = args.subscribers // 10, args.calls // 10

@@ -121,6 +121,9 @@ class Gateway:
             if is_postgres(settings.database.url)
             else SoleLeader()
         )
+        self._leads = asyncio.Event()  # set while leading: the leader's rounds wait on it
+        if self.leader.leading:
+            self._leads.set()
         self.ami = AmiClient(
             settings.ami,
             self.on_frame,
@@ -245,6 +248,7 @@ class Gateway:
         """This gateway leads now (its predecessor died or stepped down): take the PBX's
         events and catch up with the calls, as after a login. Not connected: the login
         to come asks for events and syncs."""
+        self._leads.set()
         # The calls first, then their events: none is dropped for a call not known yet.
         self.tracker.restore(await restore.unfinished_calls())
         if not self.ami.connected.is_set():
@@ -255,6 +259,7 @@ class Gateway:
 
     async def _deposed(self) -> None:
         """Another gateway may lead now: stop taking events; its tracker has the calls."""
+        self._leads.clear()
         self.ami.want_events(False)
         with contextlib.suppress(PbxUnavailable):
             await self.ami.consume(False)
@@ -400,11 +405,12 @@ class Gateway:
 
     def _when_leading(self, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
         """A round that one gateway of several does (reminders, escalation, the monthly
-        report, health alerts): the leader's; the others skip it."""
+        report, health alerts): the leader's. The others wait for the lead, so that a new
+        leader's first round runs at once, not a whole pause after its election."""
 
         async def round_() -> None:
-            if self.leader.leading:
-                await job()
+            await self._leads.wait()
+            await job()
 
         return round_
 

@@ -104,13 +104,15 @@ class ActionParser:
     def feed(self, data: bytes) -> list[Action]:
         self._buffer += data
         actions: list[Action] = []
-        while (end := self._buffer.find(b"\n")) >= 0:
-            line = bytes(self._buffer[:end]).rstrip(b"\r")
-            del self._buffer[: end + 1]
+        start = 0  # the buffer is cut once per feed: per line, a read of 64 KB is quadratic
+        while (end := self._buffer.find(b"\n", start)) >= 0:
+            line = bytes(self._buffer[start:end]).rstrip(b"\r")
+            start = end + 1
             if self._dumping:  # the tail of a line already dumped
                 self._dumping = False
             elif (action := self._line(line)) is not None:
                 actions.append(action)
+        del self._buffer[:start]
         if len(self._buffer) > MAX_LINE:
             self._buffer.clear()
             self._dumping = True

@@ -74,6 +74,17 @@ def _database_backend(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("pg_server")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_insert_statements() -> Iterator[None]:
+    """tortoise caches each model's INSERT statement by connection name, not by database:
+    a SQLite test followed by a PostgreSQL one in this process would reuse SQLite's `?`
+    placeholders. The product opens one database per process; tests open several."""
+    yield
+    from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+    EXECUTOR_CACHE.clear()
+
+
 @pytest.fixture
 async def db(migrated_db: Path, tmp_path: Path) -> AsyncIterator[str]:
     """A migrated database (SQLite, or PostgreSQL with FRONTDESK_TEST_DB=postgres), open."""
@@ -86,6 +97,24 @@ async def db(migrated_db: Path, tmp_path: Path) -> AsyncIterator[str]:
     await open_db(url)
     yield url
     await close_db()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only(why): relies on SQLite itself (its file, its locking); skipped with "
+        "FRONTDESK_TEST_DB=postgres",
+    )
+
+
+def _skip_sqlite_only(items: list[pytest.Item]) -> None:
+    """On PostgreSQL, what holds only for SQLite skips, saying why."""
+    if not pg_cluster.on_postgres():
+        return
+    for item in items:
+        if marker := item.get_closest_marker("sqlite_only"):
+            why = marker.args[0] if marker.args else "uses the SQLite file"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite-specific: {why}"))
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -101,6 +130,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     from tests.pbx_stack import REQUIRED_ENV, why_not_live
 
+    _skip_sqlite_only(items)
     reason = why_not_live()
     live = [item for item in items if item.get_closest_marker("pbx")]
     if reason is None or not live:

@@ -30,7 +30,9 @@ from typing import Any, TypeVar
 PG_URL_ENV = "FRONTDESK_TEST_PG_URL"
 BACKEND_ENV = "FRONTDESK_TEST_DB"  # "sqlite" (default) or "postgres"
 REQUIRED_ENV = "FRONTDESK_PG_REQUIRED"  # CI: a missing PostgreSQL fails instead of skipping
-TEMPLATE = "frontdesk_template"
+# The migrated template the test databases are copied from: one per test process, as
+# several runs (or helpers) may share one server and each migrates its own tree.
+TEMPLATE = f"frontdesk_template_{os.getpid()}"
 T = TypeVar("T")
 
 
@@ -195,6 +197,19 @@ def fresh_database(server: str, hint: str) -> str:
             f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
             f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}",
         )
+    )
+    return url_of(server, name)
+
+
+def empty_database(path: Path) -> str:
+    """A new database with no tables at all, named after `path`: for a test that migrates
+    an old schema itself (the template is at the head already)."""
+    server = os.environ.get(PG_URL_ENV)
+    if not server:
+        raise RuntimeError("no PostgreSQL server: the pg_server fixture starts one")
+    name = "e_" + hashlib.sha1(str(path).encode()).hexdigest()[:16]
+    run_sync(
+        _execute(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
     )
     return url_of(server, name)
 

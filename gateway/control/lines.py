@@ -255,12 +255,17 @@ class Control:
         started = time.perf_counter()
         fresh: set[str] = set()
         try:
-            # The database first, with no change half made (in AstDB, not yet saved); a
-            # key written after this, before or after the PBX is read, is skipped below.
+            # The database with no change half made (in AstDB, not yet saved); a key written
+            # after that read began is skipped below, so the PBX is read alongside it.
             async with self._snapshot:
                 self._fresh.append(fresh)
-                rows = await lines_in_database()
-            held = await self._held()
+                holding = asyncio.ensure_future(self._held())
+                try:
+                    rows = await lines_in_database()
+                except BaseException:
+                    holding.cancel()
+                    raise
+            held = await holding
             change = astdb.diff(astdb.wanted(rows), held)
             await self._pbx.db_write(ASTDB_FAMILY, change.changes(skip=fresh))
         finally:

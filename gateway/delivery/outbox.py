@@ -171,22 +171,28 @@ class Outbox:
         due = Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) | Q(
             status=DeliveryStatus.SENDING, claimed_until__lt=now
         )
+        lease = now + timedelta(seconds=self.settings.lease_seconds)
         async with in_transaction():
-            ids = await (
+            # PostgreSQL: the rows are locked (FOR UPDATE) and those another gateway has
+            # locked are skipped, so claims running at once never take the same row.
+            # (tortoise drops FOR UPDATE from a values_list query: select objects.)
+            rows = await (
                 Delivery.filter(due)
                 .order_by("next_attempt_at", "id")
                 .limit(self.settings.batch)
+                .only("id")
                 .select_for_update(skip_locked=True)
-                .values_list("id", flat=True)
             )
-            if not ids:
+            if not rows:
                 return []
+            ids = [row.id for row in rows]
             await Delivery.filter(Q(id__in=ids) & due).update(
-                status=DeliveryStatus.SENDING,
-                claimed_until=now + timedelta(seconds=self.settings.lease_seconds),
-                attempts=F("attempts") + 1,
+                status=DeliveryStatus.SENDING, claimed_until=lease, attempts=F("attempts") + 1
             )
-        return await Delivery.filter(id__in=ids, status=DeliveryStatus.SENDING).order_by("id")
+        # Ours are those our update leased (a row another took meanwhile is not).
+        return await Delivery.filter(
+            id__in=ids, status=DeliveryStatus.SENDING, claimed_until=lease
+        ).order_by("id")
 
     async def _deliver(self, delivery: Delivery) -> None:
         notifier = self._notifiers.get(delivery.channel)

@@ -185,7 +185,9 @@ async def book(
     _check_bookable(start, end, zone, moment)
 
     async with in_transaction():
-        await Subscriber.filter(id=subscriber.id).select_for_update().values_list("id")
+        # The subscriber's row locked: bookings for one subscriber go one at a time
+        # (tortoise drops FOR UPDATE from values_list queries: select the object).
+        await Subscriber.filter(id=subscriber.id).select_for_update().only("id")
         if await _busy(subscriber, start, end):
             day_start = _local(start.astimezone(zone).date(), time(0), zone)
             window_end = day_start + timedelta(days=SEARCH_DAYS + 2)

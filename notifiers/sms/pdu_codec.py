@@ -103,7 +103,7 @@ class SubmitTemplate:
 
 def deliver_sm_resp(sequence: int, status: int) -> bytes:
     """Our answer to a deliver_sm; smpplib writes its empty message_id as one NUL."""
-    return HEADER.pack(HEADER_SIZE + 1, DELIVER_SM, status, sequence) + b"\0"
+    return HEADER.pack(HEADER_SIZE + 1, DELIVER_SM_RESP, status, sequence) + b"\0"
 
 
 def enquire_link_resp(sequence: int) -> bytes:

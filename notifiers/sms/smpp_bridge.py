@@ -386,6 +386,12 @@ async def open_link(settings: SmppSettings, on_deliver: DeliverHandler) -> Link:
     except asyncio.CancelledError:  # stopping: close it whenever the thread is done
         connecting.add_done_callback(_close_once_connected)
         raise
+    return attach(client, on_deliver)
+
+
+def attach(client: SmppClient, on_deliver: DeliverHandler) -> Link:
+    """A link reading and writing a bound client's socket on the running loop."""
+    loop = asyncio.get_running_loop()
     link = Link(client)
     client.on_response = lambda pdu: link.resolve(*_summary(pdu))
     client.set_message_received_handler(functools.partial(on_deliver, client=client))

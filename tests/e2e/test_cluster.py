@@ -8,6 +8,7 @@ API once, each missed call alerted once, every call ending with the outcome it h
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import socket
@@ -21,14 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from models.database import close_db, open_db
+from gateway.delivery.outbox import Outbox
+from models.database import close_db, migrate, open_db
 from models.db import Call, Delivery, DeliveryStatus, Notification
 from models.events import CallOutcome
+from models.settings import OutboxSettings
 from sandbox.ami_server import AmiServer
 from sandbox.call_scripts import CallFactory
 from sandbox.telegram_api import BotApiServer
 from sandbox.telegram_api import Call as ApiCall
-from tests.pg_cluster import postgres_url_for
+from tests.pg_cluster import database_url_for, postgres_url_for
 from tests.stack import environment, health, run_main, sandbox_config, start_main
 
 TOKEN = "654321:CLUSTER-token"
@@ -165,7 +168,7 @@ async def _seed_deliveries(url: str, count: int) -> None:
                         dedupe_key=f"bulk:{i}",
                         kind="message",
                         channel="telegram",
-                        address=str(CHAT),
+                        address=str(100_000 + i),  # a chat each: Telegram paces one chat
                         text=f"bulk {i}",
                         next_attempt_at=now,
                     )
@@ -176,13 +179,50 @@ async def _seed_deliveries(url: str, count: int) -> None:
         await close_db()
 
 
+@pytest.mark.parametrize("database", ["default", "postgres"])
+async def test_claims_running_at_once_never_take_a_row_twice(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    """Six outboxes claiming side by side (as six gateways would) share 2,000 rows."""
+    if database == "postgres":
+        request.getfixturevalue("pg_server")
+        url = postgres_url_for(tmp_path / "claims")
+    else:
+        url = database_url_for(tmp_path / "claims.sqlite3")
+        await migrate(url)
+    await _seed_deliveries(url, 2000)
+    await open_db(url)
+    try:
+        boxes = [Outbox({}, OutboxSettings(batch=50)) for _ in range(6)]
+        claims: Counter[int] = Counter()
+
+        async def claim_all(box: Outbox) -> None:
+            while batch := await box.claim():
+                claims.update(d.id for d in batch)
+
+        await asyncio.gather(*(claim_all(box) for box in boxes))
+    finally:
+        await close_db()
+    assert len(claims) == 2000
+    assert [i for i, n in claims.items() if n > 1] == []
+
+
 async def test_three_gateways_on_postgresql_deliver_ten_thousand_once(
     tmp_path: Path, pg_url: str
 ) -> None:
-    count = 10_000
+    count = int(os.environ.get("FD_COUNT", "10000"))
     await _seed_deliveries(pg_url, count)
     async with AmiServer(secret=SECRET) as ami, BotApiServer(TOKEN) as bot:
-        async with gateways(tmp_path, ami, bot, pg_url, FRONTDESK__OUTBOX__IN_FLIGHT="8") as group:
+        # The sandbox Bot API has no flood limit: the gateways' pacing is lifted to match.
+        async with gateways(
+            tmp_path,
+            ami,
+            bot,
+            pg_url,
+            FRONTDESK__OUTBOX__IN_FLIGHT="8",
+            FRONTDESK__OUTBOX__LEASE_SECONDS="60",  # the default (the sandbox config's is short)
+            FRONTDESK__TELEGRAM__SEND_RATE="3000",
+        ) as group:
             started = time.monotonic()
             for _ in range(3):
                 await group.start()
@@ -286,8 +326,6 @@ async def test_a_gateway_killed_while_fifty_calls_ring_ends_each_right_after_res
         request.getfixturevalue("pg_server")
         url = postgres_url_for(tmp_path / "fifty")
     else:
-        from tests.pg_cluster import database_url_for
-
         url = database_url_for(tmp_path / "fifty.sqlite3")
     factory = CallFactory()
     plan: list[tuple[str, list[Frame], list[Frame], bool]] = []  # (linkedid, ring, end, when)

@@ -1,18 +1,23 @@
 """`main.py message` against a busy SQLite database: it waits for the lock and queues the
-message, or says clearly that it did not; never a traceback, never a silent loss."""
+message, or says clearly that it did not; never a traceback, never a silent loss. Fifty at
+once beside a running gateway all queue (on PostgreSQL too, FRONTDESK_TEST_DB=postgres)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
+
+from models.database import close_db, open_db
+from models.db import Notification
 from sandbox.ami_server import AmiServer
 from sandbox.telegram_api import BotApiServer
+from tests.pg_cluster import database_url_for
 from tests.stack import environment, run_main, sandbox_config, start_main
 
 TOKEN = "654321:BUSY-token"
@@ -20,6 +25,7 @@ SECRET = "busy-secret"
 ENV = environment(FRONTDESK__AMI__SECRET=SECRET, FRONTDESK__TELEGRAM__TOKEN=TOKEN)
 
 WAIT = 60.0
+SQLITE_LOCKED = pytest.mark.sqlite_only("a second process holds BEGIN EXCLUSIVE on the file")
 # A second process takes the database for itself until told (a line on stdin) to let go.
 LOCKER = """
 import sqlite3, sys
@@ -90,10 +96,13 @@ async def _stderr_until(proc: asyncio.subprocess.Process, pattern: str) -> str:
     return seen
 
 
-def _messages(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
-        query = "SELECT count(*) FROM notification WHERE dedupe_key LIKE 'message:%'"
-        return int(conn.execute(query).fetchone()[0])
+async def _messages(url: str) -> int:
+    """The messages queued in the database at `url`, read as the gateway's own models."""
+    await open_db(url)
+    try:
+        return await Notification.filter(dedupe_key__startswith="message:").count()
+    finally:
+        await close_db()
 
 
 async def _setup(tmp_path: Path, busy_timeout_ms: int) -> tuple[Path, Path]:
@@ -102,6 +111,7 @@ async def _setup(tmp_path: Path, busy_timeout_ms: int) -> tuple[Path, Path]:
     return config, tmp_path / "busy.sqlite3"
 
 
+@SQLITE_LOCKED
 async def test_message_waits_for_a_lock_and_queues_after_it(tmp_path: Path) -> None:
     config, db = await _setup(tmp_path, busy_timeout_ms=200)
     async with _locked(db) as locker:
@@ -114,9 +124,10 @@ async def test_message_waits_for_a_lock_and_queues_after_it(tmp_path: Path) -> N
     assert proc.returncode == 0, logged
     assert re.fullmatch(r"message message:[0-9a-f]{16} queued\n", out.decode())
     assert "Traceback" not in logged
-    assert _messages(db) == 1
+    assert await _messages(f"sqlite://{db}") == 1
 
 
+@SQLITE_LOCKED
 async def test_message_gives_up_clearly_when_the_lock_stays(tmp_path: Path) -> None:
     config, db = await _setup(tmp_path, busy_timeout_ms=100)
     async with _locked(db):
@@ -125,7 +136,7 @@ async def test_message_gives_up_clearly_when_the_lock_stays(tmp_path: Path) -> N
     assert proc.returncode == 3, err.decode()
     assert "database stayed locked for 1s" in err.decode()
     assert "NOT queued" in err.decode() and "Traceback" not in err.decode()
-    assert out == b"" and _messages(db) == 0
+    assert out == b"" and await _messages(f"sqlite://{db}") == 0
 
 
 async def test_fifty_concurrent_messages_against_a_running_gateway_all_queue(
@@ -147,4 +158,5 @@ async def test_fifty_concurrent_messages_against_a_running_gateway_all_queue(
     assert errors == []
     assert all(b"queued" in out for out, _ in results)
     assert not any(b"Traceback" in err for _, err in results)
-    assert _messages(tmp_path / "gateway.sqlite3") == 50
+    # SQLite's file or, with FRONTDESK_TEST_DB=postgres, the database named after it.
+    assert await _messages(database_url_for(tmp_path / "gateway.sqlite3")) == 50

@@ -75,6 +75,7 @@ def _missed_call(call: Call) -> bool:
     )
 
 
+@pytest.mark.sqlite_only("a second process holds BEGIN EXCLUSIVE on the database file")
 async def test_a_second_writer_holding_the_lock_delays_but_loses_nothing(
     office: tuple[AmiServer, BotApiServer, Runtime], tmp_path: Path
 ) -> None:

@@ -133,7 +133,8 @@ async def office(
             password=SMPP[1],
             reconnect_min=0.05,
             reconnect_max=0.2,
-            response_timeout=10.0,  # a submit whose answer a test holds is not retried
+            # A submit whose answer a test holds is not given up (and sent again) meanwhile.
+            response_timeout=30.0,
         )
         s = with_section(
             s, "mms", url=mmsc.url, vasp_id="v", vas_id="fd", username=MM7[0], password=MM7[1]

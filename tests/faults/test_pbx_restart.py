@@ -21,6 +21,7 @@ from models.events import CallOutcome, CallSnapshot, CallStatus
 from sandbox.call_scripts import CallFactory
 from tests.faults.conftest import Report
 from tests.faults.office import DDI, office
+from tests.stack import health
 
 Frame = dict[str, str]
 ABANDONED_BEFORE, RINGING, ANSWERED, ABANDONED_AFTER = 2, 6, 2, 2
@@ -100,6 +101,7 @@ async def test_pbx_restart_mid_call(fault_db: Path, fault_report: Report, clean:
             await Notification.filter(kind="missed_call").values_list("call__linkedid", flat=True)
         )
         rows = {r.linkedid: (r.status, r.outcome) for r in await CallRow.all()}
+        _, healthz = await health(here.healthz)
     fault_report(tally)
 
     assert settled, tally.detail()
@@ -113,7 +115,7 @@ async def test_pbx_restart_mid_call(fault_db: Path, fault_report: Report, clean:
         **{f[0]["Linkedid"]: CallOutcome.UNKNOWN for f in ringing},
         **{f[0]["Linkedid"]: CallOutcome.ANSWERED for f in answered},
     }
-    assert outcomes == expected
+    assert outcomes == expected and healthz["calls_in_progress"] == 0
     assert all(rows[f[0]["Linkedid"]] == (CallStatus.UNKNOWN, CallOutcome.UNKNOWN) for f in ringing)
     # Alerts: exactly the abandoned calls, once each; nothing lost, nothing twice.
     assert alerted == set(told) and notified == len(told)

@@ -132,7 +132,7 @@ class Adapter:
             assert snap.linkedid
 
 
-@budget(200)
+@budget(150)
 @given(
     data=st.binary(max_size=3000),
     cuts=st.lists(st.integers(1, 600), max_size=10),
@@ -181,7 +181,7 @@ def test_a_valid_frame_after_garbage_is_still_parsed(
     adapter.check()
 
 
-@budget(120)
+@budget(100)
 @given(
     stream=st.lists(frames() | call_frames() | call_frames(), min_size=8, max_size=60),
     cuts=st.lists(st.integers(1, 400), max_size=10),

@@ -71,7 +71,7 @@ def script_of(lang: str, text: str) -> bool:
     return all(unicodedata.name(c, "").startswith(names[lang]) for c in letters)
 
 
-@budget(300)
+@budget(200)
 @given(text=TEXT, lang=LANGS, tz=ZONE_NAMES, now=ZONED_NOW | INSTANTS)
 def test_any_text_in_any_zone_at_any_time_is_a_command_or_a_localised_unknown(
     text: str, lang: str, tz: str, now: datetime
@@ -99,7 +99,7 @@ def cased(word: str, upper: bool) -> str:
     return word.upper() if upper else word
 
 
-@budget(200)
+@budget(100)
 @given(
     said=st.sampled_from(SCENARIO_WORDS),
     upper=st.booleans(),
@@ -123,7 +123,7 @@ def test_every_scenario_word_sets_that_scenario(
     assert g._parse(text, lang, tz, now) == g.SetScenario(scenario, None, pin=pin)
 
 
-@budget(200)
+@budget(150)
 @given(
     said=st.sampled_from([(c, w) for c, w in SCENARIO_WORDS if c != Scenario.FORWARD]),
     hour=st.integers(0, 23),
@@ -151,7 +151,7 @@ def test_until_a_time_is_the_next_such_time(
     assert got.until.astimezone(ZoneInfo(tz)).minute in (minute, (minute + 30) % 60)
 
 
-@budget(150)
+@budget(100)
 @given(
     word=st.sampled_from([w for c, w in KEYWORDS if c in ("agent", "voicemail", "closed")]),
     hours=st.integers(1, 48),
@@ -167,7 +167,7 @@ def test_for_a_duration_is_that_many_real_minutes_ahead(
     assert got.until - now == timedelta(hours=hours, minutes=minutes)
 
 
-@budget(150)
+@budget(100)
 @given(
     concept=st.sampled_from(["forward", "callback"]),
     data=st.data(),
@@ -215,7 +215,7 @@ CHOICES = st.from_regex(r"[a-z0-9_]{1,24}", fullmatch=True)
 TELEGRAM_LIMIT = 64  # bytes of callback_data
 
 
-@budget(200)
+@budget(100)
 @given(
     item=IDS,
     other=IDS,
@@ -319,7 +319,7 @@ DATA = st.one_of(
 )
 
 
-@budget(300)
+@budget(200)
 @given(data=DATA)
 @example(data="cs:l:0:t:0:0:0")
 def test_any_button_data_reads_as_none_or_a_well_formed_value(data: str | None) -> None:

@@ -178,7 +178,7 @@ async def served(db: str, tmp_path: Path) -> AsyncIterator[Served]:
         yield served
 
 
-@budget(80)
+@budget(60)
 @given(request=mm7_requests())
 @example(request=Mm7Request(*nested_multipart(1000), kind="nested"))  # was a 500
 @example(request=Mm7Request(BILLION_LAUGHS, "text/xml", kind="bomb"))

@@ -122,7 +122,7 @@ async def still_serving(port: int) -> None:
         assert code == 250
 
 
-@budget(50)
+@budget(40)
 @given(raw=messages())
 @example(raw=nested(1200))  # the email parser's recursion: refused with 550
 @example(raw=b"Subject: big\r\n\r\n" + b"x" * 70 + b"\r\n" * (MAX_BYTES // 2))
@@ -163,7 +163,7 @@ async def reply(reader: asyncio.StreamReader) -> int:
             return int(line[:3])
 
 
-@budget(40)
+@budget(30)
 @given(commands=st.lists(COMMANDS | st.just(b"x" * 2000), max_size=12))
 async def test_random_command_lines_each_get_a_reply(
     listener: Listener, commands: list[bytes], caplog: pytest.LogCaptureFixture

@@ -1,5 +1,5 @@
-"""The bridge between smpplib's threads and the event loop, piece by piece (the whole of it
-runs against the sandbox SMSC in tests/e2e/test_sms.py)."""
+"""The bridge between smpplib and the event loop, piece by piece (reads: test_sms_reader.py;
+the whole of it runs against the sandbox SMSC in tests/e2e/test_sms.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from notifiers.base import TransientError
-from notifiers.sms.smpp_bridge import Link, LoopCalls, LoopWriter, Response
+from notifiers.sms.smpp_bridge import Link, LoopWriter, Response
 
 
 async def next_turn() -> None:
@@ -21,56 +21,6 @@ async def next_turn() -> None:
     done = asyncio.get_running_loop().create_future()
     asyncio.get_running_loop().call_soon(done.set_result, None)
     await done
-
-
-async def test_calls_from_a_thread_run_on_the_loop_in_order_with_one_wake_up(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    loop = asyncio.get_running_loop()
-    calls = LoopCalls(loop)
-    wake_ups = 0
-    real = loop.call_soon_threadsafe
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        nonlocal wake_ups
-        wake_ups += 1
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
-    ran: list[tuple[str, int]] = []
-    on: list[int] = []
-
-    def record(name: str, n: int) -> None:
-        ran.append((name, n))
-        on.append(threading.get_ident())
-
-    def reader() -> None:
-        for n in range(3):
-            assert calls.call(record, "pdu", n)
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    thread.join()  # everything queued before the loop runs any of it
-    await next_turn()
-    assert ran == [("pdu", 0), ("pdu", 1), ("pdu", 2)]
-    assert set(on) == {threading.get_ident()} and wake_ups == 1
-
-
-async def test_a_failing_call_is_logged_and_the_others_still_run(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    calls = LoopCalls(asyncio.get_running_loop())
-    ran: list[int] = []
-    calls.call(lambda: 1 / 0)
-    calls.call(ran.append, 2)
-    await next_turn()
-    assert ran == [2] and "handling what the SMSC sent failed" in caplog.text
-
-
-def test_a_call_after_the_loop_closed_says_so() -> None:
-    loop = asyncio.new_event_loop()
-    loop.close()
-    assert LoopCalls(loop).call(print) is False
 
 
 class Sock:

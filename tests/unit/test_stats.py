@@ -11,6 +11,7 @@ import pytest
 from tortoise import connections
 
 from gateway.admin import stats
+from tests.plain_sql import epoch, greatest, json_int, least, secs
 from tests.report_seed import END, END_SQL, MONTH, START, START_SQL, TZ, seed
 
 NOW = datetime(2026, 12, 15, tzinfo=UTC)
@@ -24,10 +25,6 @@ async def q(sql: str) -> list[dict[str, Any]]:
 async def one(sql: str) -> Any:
     rows = await q(sql)
     return next(iter(rows[0].values()))
-
-
-def secs(later: str, earlier: str) -> str:
-    return f"(strftime('%s', {later}) - strftime('%s', {earlier}))"  # whole seconds seeded
 
 
 async def expected_calls(where: str = "1 = 1") -> dict[str, Any]:
@@ -102,7 +99,7 @@ async def test_kpis_equal_plain_sql_counts(db: str) -> None:
         assert k.voicemails[row["subscriber_id"]] == row["n"]
     for row in await q(
         "SELECT subscriber_id, COUNT(*) AS n, "
-        "SUM(COALESCE(json_extract(payload, '$.pages'), 0)) AS pages FROM notification "
+        f"SUM(COALESCE({json_int('payload', 'pages')}, 0)) AS pages FROM notification "
         f"WHERE kind = 'fax' AND created_at >= '{START_SQL}' AND created_at < '{END_SQL}' "
         "GROUP BY subscriber_id"
     ):
@@ -128,10 +125,9 @@ async def test_kpis_equal_plain_sql_counts(db: str) -> None:
         assert k.deliveries[channel] == stats.ChannelFigures(total, ok, bad)
 
     for agent in seeded.agents:
-        clip = (
-            f"(MIN(strftime('%s', COALESCE(ended_at, '{END_SQL}')), strftime('%s', '{END_SQL}'))"
-            f" - MAX(strftime('%s', started_at), strftime('%s', '{START_SQL}')))"
-        )
+        end = least(epoch(f"COALESCE(ended_at, '{END_SQL}')"), epoch(f"'{END_SQL}'"))
+        start = greatest(epoch("started_at"), epoch(f"'{START_SQL}'"))
+        clip = f"({end} - {start})"
         overlapping = (
             f"agent_id = {agent.id} AND started_at < '{END_SQL}' "
             f"AND (ended_at IS NULL OR ended_at > '{START_SQL}')"

@@ -18,6 +18,7 @@ from gateway.admin import report_pdf, usage
 from gateway.admin.usage import COLUMNS, MonthlyUsage
 from locales import tr
 from models.db import Delivery
+from tests.plain_sql import json_int, secs
 from tests.report_seed import END_SQL, MONTH, START_SQL, TZ, seed
 
 IN_MONTH = f"started_at >= '{START_SQL}' AND started_at < '{END_SQL}'"
@@ -32,7 +33,7 @@ async def expected_row(sub_id: int, name: str) -> dict[str, str]:
     """One subscriber's usage, counted here: each figure its own query."""
     calls = f'SELECT COUNT(*) FROM "call" WHERE {IN_MONTH} AND subscriber_id = {sub_id}'
     inbound = f"{calls} AND direction = 'inbound'"
-    length = "(strftime('%s', ended_at) - strftime('%s', started_at))"  # whole seconds seeded
+    length = secs("ended_at", "started_at")  # whole seconds seeded
 
     async def seconds_and_minutes(direction: str) -> tuple[int, int]:
         rows = await connections.get("default").execute_query_dict(
@@ -77,7 +78,7 @@ async def expected_row(sub_id: int, name: str) -> dict[str, str]:
             f"AND taken_at >= '{START_SQL}' AND taken_at < '{END_SQL}'"
         ),
         "faxes": await one(f"SELECT COUNT(*) {fax}"),
-        "fax_pages": await one(f"SELECT COALESCE(SUM(json_extract(payload, '$.pages')), 0) {fax}"),
+        "fax_pages": await one(f"SELECT COALESCE(SUM({json_int('payload', 'pages')}), 0) {fax}"),
         "sms_parts": await one(f"{parts} AND p.channel = 'sms'"),
         "mms": await one(f"{parts} AND p.channel = 'mms'"),
     }
