@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 RETRY_DELAY = 0.3  # seconds before the one retry of a failed send or edit
 RETRY_MAX = 2.0  # a longer "retry after" from Telegram is not waited for
 RECOVER_SINCE = timedelta(hours=4)  # cards older than this are left as they are
+# The interfaces of agents with a linked chat are re-read at most once a second: a call
+# that rings none of them costs no worker and no query (most calls, on a big PBX). An agent
+# who links a chat gets cards from the calls that ring them a second later at most.
+POPPABLE_TTL = 1.0
 
 T = TypeVar("T")
 Rows = list[list[Button]]
@@ -127,6 +131,8 @@ class CardDesk:
         self._queue: asyncio.Queue[CallSnapshot] = asyncio.Queue()
         self._calls: dict[str, _CallCards] = {}
         self._recovered = False
+        self._poppable: frozenset[str] | None = None  # None: unknown, every one may pop
+        self._poppable_at = -POPPABLE_TTL
 
     # -- in: the tracker's snapshots (sync, on the AMI path) ---------------------------
 
@@ -146,6 +152,7 @@ class CardDesk:
             while True:
                 snap = await self._queue.get()
                 try:
+                    await self._refresh_poppable()
                     self._dispatch(snap)
                 finally:
                     self._queue.task_done()
@@ -161,11 +168,29 @@ class CardDesk:
         for worker in list(self._calls.values()):
             await worker.queue.join()
 
+    async def _refresh_poppable(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._poppable_at < POPPABLE_TTL:
+            return
+        self._poppable_at = now
+        try:
+            interfaces = await Agent.filter(user__telegram_chat_id__isnull=False).values_list(
+                "interface", flat=True
+            )
+        except Exception as exc:  # the database busy: look at every call meanwhile
+            log.warning("cards: cannot read the agents with a chat (%r)", exc)
+            self._poppable = None
+            return
+        self._poppable = frozenset(str(i) for i in interfaces)
+
     def _dispatch(self, snap: CallSnapshot) -> None:
         worker = self._calls.get(snap.linkedid)
         if worker is None:
             if not snap.ringing:
                 return  # no agent rings (yet): nothing to show
+            poppable = self._poppable
+            if poppable is not None and poppable.isdisjoint(snap.ringing):
+                return  # nobody with a chat rings (yet)
             worker = self._calls[snap.linkedid] = _CallCards(snap.linkedid)
             worker.task = asyncio.get_running_loop().create_task(
                 self._work(worker), name=f"cards:{snap.linkedid}"

@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import signal
-import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,126 +25,18 @@ from models.settings import OutboxSettings
 from sandbox.ami_server import AmiServer
 from sandbox.call_scripts import CallFactory
 from sandbox.telegram_api import BotApiServer
-from sandbox.telegram_api import Call as ApiCall
+from tests.cluster import (
+    DDI,
+    SECRET,
+    TOKEN,
+    WAIT,
+    Frame,
+    gateways,
+    is_missed_call,
+    link_subscriber,
+    split_at,
+)
 from tests.pg_cluster import database_url_for, postgres_url_for
-from tests.stack import environment, health, run_main, sandbox_config, start_main
-
-TOKEN = "654321:CLUSTER-token"
-SECRET = "cluster-secret"
-CHAT = 4242
-DDI = "2100042"
-WAIT = 60.0
-Frame = dict[str, str]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _split(frames: list[Frame], event: str) -> tuple[list[Frame], list[Frame]]:
-    """The frames before the first `event`, and the rest."""
-    cut = next(i for i, f in enumerate(frames) if f["Event"] == event)
-    return frames[:cut], frames[cut:]
-
-
-def _is_missed_call(call: ApiCall) -> bool:
-    return (
-        call.method == "sendMessage"
-        and str(call.params.get("chat_id")) == str(CHAT)
-        and "reply_markup" in call.params
-    )
-
-
-@dataclass
-class Gateways:
-    """`main.py run` processes on one configuration, each on its own HTTP port."""
-
-    config: Path
-    log: Path
-    extra: dict[str, str] = field(default_factory=dict)
-    procs: dict[int, asyncio.subprocess.Process] = field(default_factory=dict)
-
-    def env(self, **more: str) -> dict[str, str]:
-        return environment(
-            FRONTDESK__AMI__SECRET=SECRET, FRONTDESK__TELEGRAM__TOKEN=TOKEN, **self.extra, **more
-        )
-
-    async def cli(self, *args: str) -> str:
-        return await run_main(*args, "-c", str(self.config), env=self.env())
-
-    async def start(self) -> int:
-        port = _free_port()
-        with self.log.open("ab") as sink:
-            self.procs[port] = await start_main(
-                "run",
-                "-c",
-                str(self.config),
-                env=self.env(FRONTDESK__HTTP__PORT=str(port)),
-                stderr=sink,
-            )
-        return port
-
-    async def kill(self, port: int) -> None:
-        proc = self.procs.pop(port)
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
-
-    async def health(self, port: int) -> dict[str, object] | None:
-        try:
-            return (await health(f"http://127.0.0.1:{port}/healthz"))[1]
-        except Exception:  # not listening yet
-            return None
-
-    async def leaders(self) -> list[int]:
-        found = []
-        for port in self.procs:
-            report = await self.health(port)
-            if report is not None and report.get("leader") and report.get("ami_connected"):
-                found.append(port)
-        return found
-
-    async def one_leader(self, timeout: float = WAIT) -> int:
-        async with asyncio.timeout(timeout):
-            # Polling /healthz, the operator's view: the state is in other processes.
-            while len(leaders := await self.leaders()) != 1:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-        return leaders[0]
-
-    async def stop(self) -> None:
-        for proc in self.procs.values():
-            proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-        self.procs.clear()
-
-
-@asynccontextmanager
-async def gateways(
-    tmp: Path, ami: AmiServer, bot: BotApiServer, url: str, **extra: str
-) -> AsyncIterator[Gateways]:
-    config = sandbox_config(tmp, ami, bot, tmp / "cluster.sqlite3")
-    text = re.sub(r'(?m)^url = ".*"$', f'url = "{url}"', config.read_text("utf-8"))
-    config.write_text(text, "utf-8")
-    group = Gateways(config, tmp / "gateways.log", dict(extra))
-    try:
-        yield group
-    finally:
-        await group.stop()
-
-
-async def _link_subscriber(group: Gateways, bot: BotApiServer) -> None:
-    added = await group.cli(
-        "subscriber", "add", "--name", "Γραφείο Κ.", "--ddi", DDI, "--language", "el"
-    )
-    match = re.search(r"link code: (\S+)", added)
-    assert match, added
-    bot.inject_message(CHAT, f"/start {match[1]}", language_code="el")
-    await bot.wait_for(lambda c: c.method == "sendMessage", timeout=WAIT)
 
 
 @pytest.fixture
@@ -259,13 +146,13 @@ async def test_killing_the_ami_leader_hands_over_within_five_seconds_and_keeps_e
 ) -> None:
     factory = CallFactory()
     calls = [factory.missed(DDI, f"+30210000{i:04d}", f"Καλών {i}") for i in range(6)]
-    parts = [_split(frames, "HangupRequest") for frames in calls]
+    parts = [split_at(frames, "HangupRequest") for frames in calls]
     async with AmiServer(secret=SECRET) as ami, BotApiServer(TOKEN) as bot:
         async with gateways(tmp_path, ami, bot, pg_url) as group:
             for _ in range(3):
                 await group.start()
             leader = await group.one_leader()
-            await _link_subscriber(group, bot)
+            await link_subscriber(group, bot)
             await ami.wait_logged_in(3, timeout=WAIT)
             for ringing, _ in parts:
                 await ami.play(ringing)
@@ -281,10 +168,10 @@ async def test_killing_the_ami_leader_hands_over_within_five_seconds_and_keeps_e
                 await ami.play(end)
 
             await bot.wait_until(
-                lambda: sum(map(_is_missed_call, bot.sent)) >= 6, WAIT, "six alerts"
+                lambda: sum(map(is_missed_call, bot.sent)) >= 6, WAIT, "six alerts"
             )
             rows = await _wait_calls(pg_url, lambda rows: all(r.ended_at for r in rows))
-            alerts = sum(map(_is_missed_call, bot.sent))
+            alerts = sum(map(is_missed_call, bot.sent))
             notices = await _count_missed(pg_url)
     print(f"\nleader {leader} killed; {successor} leads {handover:.2f}s later; alerts {alerts}")
     assert successor != leader
@@ -336,7 +223,7 @@ async def test_a_gateway_killed_while_fifty_calls_ring_ends_each_right_after_res
             if missed
             else factory.agent_answered(DDI, f"+30210100{i:04d}", f"Πελάτης {i}")
         )
-        ring, end = _split(frames, "HangupRequest" if missed else "DialEnd")
+        ring, end = split_at(frames, "HangupRequest" if missed else "DialEnd")
         plan.append((frames[0]["Linkedid"], ring, end, i % 5 in (0, 1, 2)))  # True: in outage
     expected = {
         lid: CallOutcome.ABANDONED if i % 5 in (0, 1, 3) else CallOutcome.ANSWERED
@@ -347,7 +234,7 @@ async def test_a_gateway_killed_while_fifty_calls_ring_ends_each_right_after_res
         async with gateways(tmp_path, ami, bot, url) as group:
             port = await group.start()
             await ami.wait_logged_in(1, timeout=WAIT)
-            await _link_subscriber(group, bot)
+            await link_subscriber(group, bot)
             for _, ring, _, _ in plan:
                 await ami.play(ring)
             await _wait_calls(url, lambda rows: len(rows) == 50)
@@ -365,10 +252,10 @@ async def test_a_gateway_killed_while_fifty_calls_ring_ends_each_right_after_res
                     await ami.play(end)
 
             await bot.wait_until(
-                lambda: sum(map(_is_missed_call, bot.sent)) >= 30, WAIT, "thirty alerts"
+                lambda: sum(map(is_missed_call, bot.sent)) >= 30, WAIT, "thirty alerts"
             )
             rows = await _wait_calls(url, lambda rows: all(r.ended_at for r in rows))
-            alerts = sum(map(_is_missed_call, bot.sent))
+            alerts = sum(map(is_missed_call, bot.sent))
     outcomes = {r.linkedid: r.outcome for r in rows}
     wrong = {lid: (outcomes[lid], want) for lid, want in expected.items() if outcomes[lid] != want}
     print(

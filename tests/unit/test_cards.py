@@ -410,3 +410,26 @@ async def test_a_call_put_through_to_a_colleague_pops_the_card_with_the_note(
     await play(d, put_through)
     assert sorted(s.chat_id for s in sender.sent) == [11, 12]
     assert "Wants a refund" in sender.last(12).text
+
+
+async def test_a_call_ringing_nobody_with_a_chat_costs_no_worker(
+    desk: tuple[CardDesk, RecordingSender],
+) -> None:
+    """Most calls of a big PBX ring agents without a linked chat: no task, no query each."""
+    d, sender = desk
+    await subscriber()
+    await agent("Anna", 11, "PJSIP/agent1")
+    await agent("Nobody's chat", None, "PJSIP/agent3")
+    workers: list[str] = []
+    dispatch = d._dispatch
+
+    def counting(snap: CallSnapshot) -> None:
+        dispatch(snap)
+        if snap.linkedid in d._calls:
+            workers.append(snap.linkedid)
+
+    d._dispatch = counting  # type: ignore[method-assign]
+    await play(d, ringing("c.9", "PJSIP/agent3"), ringing("c.8", "PJSIP/unknown"))
+    assert workers == [] and sender.sent == []
+    await play(d, ringing("c.7", "PJSIP/agent3", "PJSIP/agent1"))
+    assert workers == ["c.7"] and [c.chat_id for c in sender.sent] == [11]
