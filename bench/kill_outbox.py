@@ -56,17 +56,28 @@ class Party:
     chat: int
     route: tuple[str, ...]
     mobile: str = ""
+    kind: str = "telegram"  # "telegram", "sms" or "undeliv" (an SMS whose receipt fails)
 
 
-TELEGRAM = Party("Telegram office", 9101, ("telegram",))
-SMS = Party("SMS office", 9102, ("sms", "telegram"), "+306944000202")
-UNDELIVERABLE = Party("Unreachable mobile", 9103, ("sms", "telegram"), "+306944000303")
+# Offices of each kind, the messages spread over them: the bot paces one chat to about a
+# message a second, as Telegram does, so a thousand messages to one chat would take minutes.
+OFFICES = 100
+TELEGRAM = tuple(Party(f"Telegram office {i}", 910_000 + i, ("telegram",)) for i in range(OFFICES))
+SMS = tuple(
+    Party(f"SMS office {i}", 920_000 + i, ("sms", "telegram"), f"+30694420{i:04d}", "sms")
+    for i in range(OFFICES)
+)
+UNDELIVERABLE = tuple(
+    Party(f"Unreachable {i}", 930_000 + i, ("sms", "telegram"), f"+30694430{i:04d}", "undeliv")
+    for i in range(OFFICES)
+)
+PARTIES = TELEGRAM + SMS + UNDELIVERABLE
 
 
 def party_of(n: int) -> Party:
     """Half by Telegram, four tenths by SMS, one tenth by an SMS that fails, then Telegram."""
-    tenth = n % 10
-    return TELEGRAM if tenth < 5 else SMS if tenth < 9 else UNDELIVERABLE
+    tenth, office = n % 10, (n // 10) % OFFICES
+    return (TELEGRAM if tenth < 5 else SMS if tenth < 9 else UNDELIVERABLE)[office]
 
 
 class ReceiptKeepingSmsc(SmscServer):
@@ -150,7 +161,7 @@ class Peers:
     def __init__(self, bot: BotApiServer, smsc: SmscServer) -> None:
         self.bot = bot
         self.smsc = smsc
-        self.chats = {str(p.chat) for p in (TELEGRAM, SMS, UNDELIVERABLE)}
+        self.chats = {str(p.chat) for p in PARTIES}
 
     def telegram(self) -> list[int]:
         return [
@@ -184,8 +195,8 @@ class Peers:
         undeliverable number, Telegram after it)."""
         on_telegram, on_sms = set(self.telegram()), set(self.sms())
         return all(
-            (n in on_telegram) if party_of(n) is not SMS else (n in on_sms) for n in range(count)
-        ) and all(n in on_sms for n in range(count) if party_of(n) is UNDELIVERABLE)
+            (n in on_sms) if party_of(n).kind == "sms" else (n in on_telegram) for n in range(count)
+        ) and all(n in on_sms for n in range(count) if party_of(n).kind == "undeliv")
 
 
 def write_config(workdir: Path, ami: AmiServer, bot: BotApiServer, smsc: SmscServer) -> Path:
@@ -238,10 +249,10 @@ async def seed_database(url: str, count: int) -> None:
     await open_db(url)
     try:
         ids = {}
-        for n, party in enumerate((TELEGRAM, SMS, UNDELIVERABLE)):
+        for n, party in enumerate(PARTIES):
             created = await admin.add_subscriber(
                 name=party.name,
-                ddis=[f"21000{n}"],
+                ddis=[f"21{n:05d}"],
                 language="en",
                 timezone="Europe/Athens",
                 mobile=party.mobile or None,
@@ -343,8 +354,8 @@ def kill_points(rng: random.Random, expected: int, kills: int) -> list[int]:
 
 
 def expected_messages(count: int) -> int:
-    parties = Counter(party_of(n) for n in range(count))
-    return count + parties[UNDELIVERABLE]  # the undeliverable ones go out twice
+    kinds = Counter(party_of(n).kind for n in range(count))
+    return count + kinds["undeliv"]  # the undeliverable ones go out twice
 
 
 async def drill(workdir: Path, count: int, kills: int, seed: int) -> Figures:
@@ -358,7 +369,8 @@ async def drill(workdir: Path, count: int, kills: int, seed: int) -> Figures:
         BotApiServer(TOKEN) as bot,
         ReceiptKeepingSmsc(system_id=SMPP_ID, password=SMPP_PASSWORD) as smsc,
     ):
-        smsc.fail_receipts(UNDELIVERABLE.mobile.lstrip("+"))
+        for party in UNDELIVERABLE:
+            smsc.fail_receipts(party.mobile.lstrip("+"))
         config = write_config(workdir, ami, bot, smsc)
         await seed_database(f"sqlite://{database}", count)
         peers = Peers(bot, smsc)
@@ -383,7 +395,7 @@ async def drill(workdir: Path, count: int, kills: int, seed: int) -> Figures:
     figures.lost = [
         n
         for n in range(count)
-        if n not in (set(on_sms) if party_of(n) is SMS else set(on_telegram))
+        if n not in (set(on_sms) if party_of(n).kind == "sms" else set(on_telegram))
     ]
     figures.duplicates = {"telegram": duplicates(on_telegram), "sms": duplicates(on_sms)}
     figures.sms_states, figures.sms_without_fallback = sms_outcomes(database)

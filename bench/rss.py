@@ -6,8 +6,8 @@
 Seeds a throw-away SQLite database in bulk (N subscribers, D DDIs and a Telegram chat
 each), starts the real gateway (`main.py run`: gateway and bot) as a child process
 against the sandbox AMI and Bot API in this process, waits for its AMI login and the
-AstDB re-assert that follows (until the AMI has been quiet for a while, or --settle
-seconds), opens C calls that keep ringing, waits until /healthz counts them all and the
+AstDB re-assert that follows (until /healthz counts the login synced, `pbx_syncs`, or
+--settle seconds), opens C calls that keep ringing, waits until /healthz counts them all and the
 router has written them, then reads VmRSS from /proc/<pid>/status (target <= 250 MB at
 100,000 subscribers, 300,000 DDIs and 20,000 calls). --tracemalloc runs the gateway with
 tracemalloc on and prints where its Python memory is, by line; with it or --trim the
@@ -27,7 +27,6 @@ import os
 import signal
 import sys
 import tempfile
-import time
 import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +50,6 @@ from sandbox.call_scripts import CallFactory  # noqa: E402
 from sandbox.telegram_api import BotApiServer  # noqa: E402
 
 TARGET_MB = 250.0
-QUIET = 3.0  # seconds without an AMI action: the login's re-assert is over
 OPEN_CHUNK = 200  # ringing calls per write
 TRACE_TOP = 25
 
@@ -63,17 +61,15 @@ def ringing(factory: CallFactory, ddi: str, n: int) -> bytes:
     return b"".join(map(encode_frame, frames[:cut]))
 
 
-async def quiet_ami(ami: AmiServer, quiet: float, limit: float) -> tuple[bool, int]:
-    """Until no action came for `quiet` seconds (or `limit` passed): (quiet?, actions)."""
-    deadline = time.monotonic() + limit
-    seen, since = len(ami.actions), time.monotonic()
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.5)  # sampling a counter, not synchronising
-        if len(ami.actions) != seen:
-            seen, since = len(ami.actions), time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return True, seen
-    return False, seen
+async def synced(gw: GatewayProcess, limit: float) -> bool:
+    """Until the gateway says its login is synced (calls reconciled, AstDB re-asserted:
+    /healthz `pbx_syncs`), or `limit` seconds passed. A quiet AMI is no such sign: the
+    re-assert reads the database between its bursts of actions."""
+    try:
+        await gw.until("AstDB re-assert", lambda b: b.get("pbx_syncs", 0) >= 1, limit)
+    except TimeoutError:
+        return False
+    return True
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -98,7 +94,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             async with GatewayProcess(config, http_port, tmp / "gateway.log", python_args) as gw:
                 await gw.until("AMI login", lambda b: b.get("ami_connected"), 120)
                 idle_rss = gw.rss_mb()
-                reasserted, actions = await quiet_ami(ami, QUIET, args.settle)
+                reasserted = await synced(gw, args.settle)
+                actions = len(ami.actions)
                 after_login = gw.rss_mb()
                 for k in range(0, len(calls), OPEN_CHUNK):
                     await ami.push_raw(b"".join(calls[k : k + OPEN_CHUNK]))

@@ -116,12 +116,27 @@ class Runtime:
             await self.webhook.register()
             log.info("telegram bot @%s by webhook", self.application.bot.username)
         else:
-            assert self.application.updater is not None
-            await self.application.updater.start_polling(
+            # One getUpdates consumer per bot token: of several gateways on one PostgreSQL
+            # the leader polls (webhook mode serves on all); with SQLite, this one.
+            self.gateway.on_leading.append(self._poll_while_leading)
+            if self.gateway.leader.leading:
+                await self._poll_while_leading(True)
+        await publish_menus(self.application.bot)
+
+    async def _poll_while_leading(self, leading: bool) -> None:
+        updater = self.application.updater
+        assert updater is not None
+        if leading and not updater.running:
+            await updater.start_polling(
                 timeout=int(self.settings.telegram.poll_timeout), drop_pending_updates=False
             )
             log.info("telegram bot @%s polling", self.application.bot.username)
-        await publish_menus(self.application.bot)
+        elif not leading and updater.running:
+            await updater.stop()
+            log.info(
+                "telegram bot @%s: polling stopped (another gateway leads)",
+                self.application.bot.username,
+            )
 
     async def stop(self) -> None:
         # By webhook: no deleteWebhook, the other instances behind the address still serve.

@@ -132,6 +132,9 @@ class Gateway:
             consuming=self.leader.leading,
         )
         self._syncing = asyncio.Lock()  # a login and a new lead never sync at once
+        # Told True when this gateway takes the lead and False when it steps down (the bot
+        # polls Telegram only while leading: a bot token has one getUpdates consumer).
+        self.on_leading: list[Callable[[bool], Awaitable[None]]] = []
         self.pbx = Pbx(self.ami)
         # Agents on the queue: kept in step with the PBX's QueueMember* events and, on
         # every login, its QueueStatus (the PBX is the truth for membership and pause).
@@ -251,6 +254,7 @@ class Gateway:
         self._leads.set()
         # The calls first, then their events: none is dropped for a call not known yet.
         self.tracker.restore(await restore.unfinished_calls())
+        await self._tell_leading(True)
         if not self.ami.connected.is_set():
             self.ami.want_events(True)
             return
@@ -264,6 +268,16 @@ class Gateway:
         with contextlib.suppress(PbxUnavailable):
             await self.ami.consume(False)
         self.tracker.forget_all()
+        await self._tell_leading(False)
+
+    async def _tell_leading(self, leading: bool) -> None:
+        for told in self.on_leading:
+            try:
+                await told(leading)
+            except Exception:  # a part that cannot follow must not stop the change
+                log.exception(
+                    "telling a part this gateway %s failed", "leads" if leading else "stepped down"
+                )
 
     async def _sync_with_pbx(self) -> None:
         async with self._syncing:
@@ -516,6 +530,8 @@ class Gateway:
             "loops": loops,
             "loop_restarts": self.supervisor.restarts(),
             "calls_in_progress": len(self.tracker.calls),
+            # AMI logins fully synced (reconciled and AstDB re-asserted): benchmarks wait on it.
+            "pbx_syncs": self.pbx_syncs,
             "channels": sorted(self.notifiers),
             "deliveries": await self._delivery_counts(),
             "ami_frames": parser.stats.frames if parser else 0,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from asyncpg import InterfaceError, OperatorInterventionError, PostgresConnectionError
 from tortoise.exceptions import DBConnectionError, OperationalError, TransactionManagementError
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,10 @@ async def repeat(
 def database_unavailable(error: BaseException) -> bool:
     """The database refused for now (locked by another writer, connection lost): the same
     work succeeds later, unlike a bug, which would fail forever."""
-    if isinstance(error, DBConnectionError):
+    # PostgreSQL's server unreachable, restarting or ending our sessions: tortoise passes
+    # asyncpg's own errors (and the socket's OSError) through untranslated.
+    unreachable = (OSError, PostgresConnectionError, InterfaceError, OperatorInterventionError)
+    if isinstance(error, (DBConnectionError, *unreachable)):
         return True
     text = str(error).lower()
     return isinstance(error, OperationalError | TransactionManagementError) and any(

@@ -86,7 +86,15 @@ class Gateways:
         except Exception:  # not listening yet
             return None
 
+    def exited(self) -> None:
+        """A gateway that ended on its own is a failure: say how, with its log's tail."""
+        for port, proc in self.procs.items():
+            if proc.returncode is not None:
+                tail = self.log.read_text("utf-8", "replace")[-3000:]
+                raise AssertionError(f"gateway on :{port} exited {proc.returncode}\n{tail}")
+
     async def leaders(self) -> list[int]:
+        self.exited()
         found = []
         for port in self.procs:
             report = await self.health(port)
@@ -103,7 +111,8 @@ class Gateways:
 
     async def stop(self) -> None:
         for proc in self.procs.values():
-            proc.send_signal(signal.SIGTERM)
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
         for proc in self.procs.values():
             try:
                 await asyncio.wait_for(proc.wait(), 20)

@@ -92,6 +92,15 @@ def start(folder: Path) -> str:
         check=True,
         capture_output=True,
     )
+    serve(folder, port)
+    return f"postgres://postgres@127.0.0.1:{port}/postgres"
+
+
+def serve(folder: Path, port: int) -> None:
+    """Start the cluster in `folder` on `port` (again, after a stop: the same URL)."""
+    bin_dir = binaries()
+    assert bin_dir is not None
+    data = folder / "data"
     # Durability is not what these tests are about: fsync off makes CREATE DATABASE cheap.
     options = (
         f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off "
@@ -99,7 +108,7 @@ def start(folder: Path) -> str:
     )
     subprocess.run(
         [
-            *run,
+            *_as_server_user(),
             str(bin_dir / "pg_ctl"),
             "-D",
             str(data),
@@ -115,10 +124,10 @@ def start(folder: Path) -> str:
         check=True,
         capture_output=True,
     )
-    return f"postgres://postgres@127.0.0.1:{port}/postgres"
 
 
-def stop(folder: Path) -> None:
+def stop(folder: Path, mode: str = "immediate") -> None:
+    """Stop the cluster in `folder` (mode: pg_ctl's smart, fast or immediate)."""
     bin_dir = binaries()
     if bin_dir is None or not (folder / "data").exists():
         return
@@ -129,7 +138,7 @@ def stop(folder: Path) -> None:
             "-D",
             str(folder / "data"),
             "-m",
-            "immediate",
+            mode,
             "-w",
             "stop",
         ],

@@ -112,7 +112,9 @@ async def _write_part(channel: str, message_id: str, **values: Any) -> DeliveryP
     """Create or update one part; the send and its report race to create it first."""
     if not await DeliveryPart.exists(channel=channel, message_id=message_id):
         try:
-            return await DeliveryPart.create(channel=channel, message_id=message_id, **values)
+            # In a savepoint: PostgreSQL aborts the whole transaction on a failed INSERT.
+            async with in_transaction():
+                return await DeliveryPart.create(channel=channel, message_id=message_id, **values)
         except IntegrityError:
             pass  # the other side created it between our look and our insert
     await DeliveryPart.filter(channel=channel, message_id=message_id).update(**values)

@@ -128,13 +128,15 @@ async def sent_to(message_id: str, recipient: str) -> bool:
     if number is None:
         return False
     to_them = Delivery.filter(channel=Channel.MMS, address=number)
+    # `sending` first: the send's outcome may be stored between two of these reads, and
+    # once it is no longer sending, its receipt and parts are there to be read.
+    if await to_them.filter(status=DeliveryStatus.SENDING).exists():
+        return True
     if await to_them.filter(receipt=message_id).exists():
         return True
     part = await DeliveryPart.get_or_none(channel=Channel.MMS, message_id=message_id)
     delivery_id = part.delivery_id if part is not None else None  # type: ignore[attr-defined]
-    if delivery_id is not None:
-        return await to_them.filter(id=delivery_id).exists()
-    return await to_them.filter(status=DeliveryStatus.SENDING).exists()
+    return delivery_id is not None and await to_them.filter(id=delivery_id).exists()
 
 
 def _e164(recipient: str) -> str | None:

@@ -151,9 +151,9 @@ async def test_killing_the_ami_leader_hands_over_within_five_seconds_and_keeps_e
         async with gateways(tmp_path, ami, bot, pg_url) as group:
             for _ in range(3):
                 await group.start()
+            await ami.wait_logged_in(3, timeout=WAIT)
             leader = await group.one_leader()
             await link_subscriber(group, bot)
-            await ami.wait_logged_in(3, timeout=WAIT)
             for ringing, _ in parts:
                 await ami.play(ringing)
             await _wait_calls(pg_url, lambda rows: len(rows) == 6)

@@ -106,11 +106,11 @@ class Office:
 
 @asynccontextmanager
 async def office(
-    database: Path, database_options: str = "", **outbox: Any
+    database: Path, database_options: str = "", database_url: str = "", **outbox: Any
 ) -> AsyncIterator[Office]:
     """The office running on `database` (the `fault_db` fixture: a migrated SQLite file,
     or the PostgreSQL database the test stack maps it to); `outbox` overrides the short
-    retry settings below."""
+    retry settings below; `database_url`: a server of the test's own instead."""
     async with (
         AmiServer(secret="s") as ami,
         BotApiServer(TOKEN) as bot,
@@ -121,6 +121,8 @@ async def office(
         s = sandbox_settings(database, ami, bot, TOKEN)
         if database_options:  # SQLite's own (busy_timeout): that test is SQLite's
             s = with_section(s, "database", url=f"sqlite://{database}{database_options}")
+        if database_url:
+            s = with_section(s, "database", url=database_url)
         s = with_section(s, "ami", reconnect_min=0.05)
         s = with_section(s, "outbox", **{**OUTBOX, **outbox})
         s = with_section(s, "smtp", host=smtp.host, port=smtp.port, security="none")
