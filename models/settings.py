@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from models.vocab import CHANNELS, LANGUAGES, Language
@@ -275,13 +276,17 @@ class Settings:
     reports: ReportsSettings = field(default_factory=ReportsSettings)
 
     def secrets(self) -> list[tuple[str, str]]:
-        """(section, value) of every secret configured: the log redaction hides them."""
-        return [
+        """(section, value) of every secret configured: the log redaction hides them
+        (the password a PostgreSQL `database.url` carries among them)."""
+        found = [
             (section.name, value)
             for section in fields(self)
             for f in fields(getattr(self, section.name))
             if _is_secret(f.name) and (value := getattr(getattr(self, section.name), f.name))
         ]
+        if password := url_password(self.database.url):
+            found.append(("database", unquote(password)))  # its %-encoded forms come too
+        return found
 
     def redacted(self) -> dict[str, dict[str, Any]]:
         """A view safe to log: secrets and tokens replaced."""
@@ -292,7 +297,18 @@ class Settings:
                 value = getattr(getattr(self, section.name), f.name)
                 values[f.name] = "***" if _is_secret(f.name) and value else value
             out[section.name] = values
+        if password := url_password(self.database.url):
+            out["database"]["url"] = self.database.url.replace(f":{password}@", ":***@", 1)
         return out
+
+
+def url_password(url: str) -> str:
+    """The password in a database URL's user part (`postgres://user:password@host/db`), as
+    written there (%-encoded)."""
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:  # a malformed URL: nothing to hide, its use will fail clearly
+        return ""
 
 
 def _is_secret(key: str) -> bool:

@@ -62,3 +62,28 @@ def test_example_config_documents_every_key() -> None:
         assert f"[{section}]" in text
         for key in values:
             assert f"\n{key} =" in text or f"\n# {key} =" in text, f"{section}.{key} undocumented"
+
+
+def test_the_password_of_a_postgresql_url_never_reaches_a_log() -> None:
+    import logging
+
+    from models.redact import install
+
+    s = load_settings(None, environ={"FRONTDESK__DATABASE__URL": "postgres://fd:pa%40ss@db/fd"})
+    assert s.redacted()["database"]["url"] == "postgres://fd:***@db/fd"
+    logger = logging.getLogger("test.database.url")
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    handler.addFilter(install(s, logging.getLogger("test.unused")))
+    logger.addHandler(handler)
+    try:
+        logger.error("connect failed: %s (password %s)", s.database.url, "pa@ss")
+    finally:
+        logger.removeHandler(handler)
+    [record] = records
+    assert "pa@ss" not in record.getMessage() and "pa%40ss" not in record.getMessage()
