@@ -4,11 +4,11 @@ loop, the common PDUs through the struct codec (pdu_codec.py) and the rest throu
 smpplib is synchronous. It connects and binds in a worker thread, with its own blocking
 reads and writes. Once bound, the socket turns non-blocking and belongs to the loop: one
 recv() takes what has arrived, whole PDUs are cut from it, and submit_sm_resp, deliver_sm,
-enquire_link(_resp) and generic_nack are read by pdu_codec (no thread, no hand-over, ~10x
-less CPU than smpplib's parsers). Any other PDU, or one of those with anything unusual in
-it, is given to smpplib's `read_once` as if it had read it from the socket: its states,
-handlers and answers stay in charge there. Writes queued in one turn of the loop leave in
-one send(). Sequence numbers come from smpplib's generator.
+enquire_link(_resp) and generic_nack are read by pdu_codec (no thread, no hand-over, a
+tenth of the CPU of smpplib's parsers or less). Any other PDU, or one of those with
+anything unusual in it, is given to smpplib's `read_once` as if it had read it from the
+socket: its states, handlers and answers stay in charge there. Writes queued in one turn
+of the loop leave in one send(). Sequence numbers come from smpplib's generator.
 
 A request's future is registered under its sequence number before the PDU can leave, so
 a fast answer always finds it. `open_link` connects, binds and starts reading;
