@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
 from gateway.delivery import message_render  # noqa: F401  registers "message": any process sends it
 from gateway.delivery.quiet_hours import quiet_until
 from gateway.delivery.render import RENDERERS, Renderers
@@ -104,20 +107,40 @@ class Notices:
     async def create(self, items: list[NewNotification], route: Sequence[str] | None = None) -> int:
         """Notifications and their first deliveries, in the caller's transaction, with a
         fixed number of queries for the batch. Returns how many deliveries are due."""
+        items = await self._insert_new(items, route)
         if not items:
             return 0
-        keys = [i.dedupe_key for i in items]
-        seen = set(
-            await Notification.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True)
-        )
-        items = [i for i in items if i.dedupe_key not in seen]
-        if not items:
-            return 0
-        owners = {i.subscriber.id for i in items}
-        routes = await self._routes(owners)
         reach = await self._reach([i.subscriber for i in items])
-        await Notification.bulk_create(
-            [
+        created = await Notification.filter(dedupe_key__in=[i.dedupe_key for i in items])
+        now = self._clock()
+        rows: list[Delivery] = []
+        for n in created:
+            rows.extend(self._first_hop(n, reach[n.subscriber_id], now))  # type: ignore[attr-defined]
+        await Notification.bulk_update(created, fields=["next_hop", "escalate_at"])
+        await Delivery.bulk_create(rows)
+        due = sum(1 for r in rows if r.status is DeliveryStatus.PENDING)
+        if due:
+            self._on_new()
+        return due
+
+    async def _insert_new(
+        self, items: list[NewNotification], route: Sequence[str] | None
+    ) -> list[NewNotification]:
+        """Insert the items whose keys are new; returns them. A concurrent transaction may
+        write one of those keys after our look (PostgreSQL runs them side by side; SQLite
+        one at a time): its commit fails our insert on the unique key, so the insert is a
+        savepoint of its own, and a second look drops what the other wrote instead of
+        failing the caller's whole transaction."""
+        for last in (False, True):
+            keys = [i.dedupe_key for i in items]
+            seen = set(
+                await Notification.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True)
+            )
+            items = [i for i in items if i.dedupe_key not in seen]
+            if not items:
+                return []
+            routes = await self._routes({i.subscriber.id for i in items})
+            rows = [
                 Notification(
                     dedupe_key=i.dedupe_key,
                     subscriber_id=i.subscriber.id,
@@ -130,18 +153,14 @@ class Notices:
                 )
                 for i in items
             ]
-        )
-        created = await Notification.filter(dedupe_key__in=[i.dedupe_key for i in items])
-        now = self._clock()
-        rows: list[Delivery] = []
-        for n in created:
-            rows.extend(self._first_hop(n, reach[n.subscriber_id], now))  # type: ignore[attr-defined]
-        await Notification.bulk_update(created, fields=["next_hop", "escalate_at"])
-        await Delivery.bulk_create(rows)
-        due = sum(1 for r in rows if r.status is DeliveryStatus.PENDING)
-        if due:
-            self._on_new()
-        return due
+            try:
+                async with in_transaction():  # nested in the caller's: a savepoint
+                    await Notification.bulk_create(rows)
+                return items
+            except IntegrityError:
+                if last:
+                    raise
+        return []  # not reached: the last attempt returns or raises
 
     @staticmethod
     async def _routes(owners: set[int]) -> dict[tuple[int, str, str], list[str]]:

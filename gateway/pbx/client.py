@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.pbx import actions, pipeline
 from gateway.pbx.actions import Action
@@ -29,12 +29,16 @@ from gateway.pbx.panoramisk_adapter import AmiManager, AmiProtocol
 from gateway.pbx.wire import Frame, FrameParser
 from models.settings import AmiSettings
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 FrameHandler = Callable[[Frame], None]
 ConnectedHook = Callable[[], Awaitable[None]]
 
 FULLY_BOOTED = "FullyBooted"
+# What a login without our events asks for (a standby): the `system` class, for FullyBooted,
+# so that a standby which leads later tells a PBX restart from a reconnect all the same.
+STANDBY_EVENTS = "system"
 # Uptime is whole seconds and our clock is not Asterisk's: boot times this close are one run.
 _SAME_RUN_SLACK = 3.0
 
@@ -99,7 +103,7 @@ class AmiClient:
         """Whether the next login asks for events (and frames are handed on meanwhile)."""
         self.consuming = on
         if self._manager is not None:
-            self._manager.config["events"] = "on" if on else "off"
+            self._manager.config["events"] = "on" if on else STANDBY_EVENTS
 
     async def consume(self, on: bool) -> None:
         """Take the PBX's events on this session from now on, or stop taking them. Raises
@@ -144,7 +148,7 @@ class AmiClient:
             reconnect_timeout=s.reconnect_min,
             protocol_factory=self._protocol,
             on_login=self._logged_in,
-            events="on" if self.consuming else "off",
+            events="on" if self.consuming else STANDBY_EVENTS,
         )
         self._manager.connect()
 
@@ -189,15 +193,24 @@ class AmiClient:
         return [m for m in messages[1:] if not m.get("Event", "").endswith("Complete")]
 
     async def send_pipelined(
-        self, actions: Iterable[Action], window: int, timeout: float = 5.0
+        self,
+        actions: Iterable[Action],
+        window: int,
+        timeout: float = 5.0,
+        keep: Callable[[Frame], bool] | None = None,
     ) -> list[Frame]:
         """Send many single-answer actions with up to `window` unanswered at once; their
-        responses in order (errors included: the caller decides)."""
-        return await pipeline.send_all(self._route("bulk actions"), actions, window, timeout)
+        responses in order (errors included: the caller decides), or those `keep` takes."""
+        route = self._route("bulk actions")
+        return await pipeline.send_all(route, actions, window, timeout, keep)
 
-    async def read_list(self, action: Action, timeout: float = 10.0) -> list[Frame]:
-        """send_list_action for long lists (DBGetTree of the whole AstDB family)."""
-        return await pipeline.read_list(self._route(action.get("Action", "")), action, timeout)
+    async def read_list(
+        self, action: Action, timeout: float, project: Callable[[Frame], T | None]
+    ) -> list[T]:
+        """send_list_action for long lists (DBGetTree of the whole AstDB family), each item
+        as `project` makes it as it arrives (None: not kept)."""
+        route = self._route(action.get("Action", ""))
+        return await pipeline.read_list(route, action, timeout, project)
 
     def _route(self, what: str) -> AmiProtocol:
         manager = self._manager
