@@ -7,7 +7,7 @@ taken: the store is retried, not the send), and the router meets it with the cal
 (their events wait in memory). The locker is the one of
 tests/e2e/test_database_busy.py (a real second process, as a backup tool would be).
 
-PostgreSQL unreachable is a placeholder for the lead's PostgreSQL work (see the skip)."""
+PostgreSQL unreachable: tests/faults/test_postgresql.py."""
 
 from __future__ import annotations
 
@@ -93,11 +93,3 @@ async def test_sqlite_locked_during_a_burst(
     assert failing in {"outbox", "router"}, failing
     assert re.search(r"store sent failed \(try 1\).*locked", caplog.text), "no send met the lock"
     assert status == 200 and set(body["loops"].values()) == {"running"}, body
-
-
-@pytest.mark.skip(reason="placeholder for the lead: PostgreSQL (issue 13 item 1) not in yet")
-async def test_postgresql_unreachable_during_a_burst() -> None:
-    """The PostgreSQL server stopped (or its port refusing) for a few seconds during a
-    burst, then back: 0 lost, 0 duplicated; the loops fail rounds and recover, /healthz
-    says `database` failing meanwhile. Needs the private cluster .ci/run starts and a way
-    to stop and start it (or to cut its port) from the test."""

@@ -19,9 +19,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from gateway.control import admin
@@ -135,13 +138,16 @@ async def ready(group: Gateways, port: int) -> bool:
 async def test_two_instances_killed_in_turn(
     tmp_path: Path, pg_url: str, fault_report: Report
 ) -> None:
+    started = time.monotonic()
     await open_db(pg_url)  # the test's own view of the shared database
     try:
         offices, notices = await seed()
         await wave(notices, offices, 0, FIRST_WAVE)
+        seeded = time.monotonic()
         made = FIRST_WAVE
         handovers: list[float] = []
         killed_at: list[int] = []
+        kills: list[float] = []
         async with AmiServer(secret=SECRET) as ami, BotApiServer(TOKEN) as bot:
             calls = Calls(ami)
 
@@ -151,6 +157,9 @@ async def test_two_instances_killed_in_turn(
                     for c in bot.sent
                     if c.method == "sendMessage" and "inst-" in str(c.params.get("text", ""))
                 )
+
+            def _received(at_least: int) -> bool:
+                return burst_received() >= at_least
 
             async with gateways(
                 tmp_path,
@@ -171,16 +180,13 @@ async def test_two_instances_killed_in_turn(
                     # Two missed and two answered calls ring under this leader...
                     ringing = [await calls.ring(m) for m in (True, False, True, False)]
                     rung = len(calls.outcome)
-                    await until(
-                        lambda: _count(Call.filter(ddi=DDI), rung), WAIT, f"{rung} Call rows"
-                    )
-                    await bot.wait_until(
-                        lambda k=kill: burst_received() >= (k + 1) * FIRST_WAVE // (KILLS + 2),
-                        WAIT,
-                        "part of the burst",
-                    )
+                    await until(partial(_count, Call.filter(ddi=DDI), rung), WAIT, "Call rows")
+                    # Killed at evenly spread points of the first wave.
+                    point = (kill + 1) * FIRST_WAVE // (KILLS + 2)
+                    await bot.wait_until(partial(_received, point), WAIT, "part of the burst")
                     await group.kill(leader)
                     killed = time.monotonic()
+                    kills.append(killed)
                     killed_at.append(burst_received())
                     # ...half end while nobody leads, messages keep coming meanwhile...
                     for linkedid in ringing[:2]:
@@ -193,7 +199,7 @@ async def test_two_instances_killed_in_turn(
                     for linkedid in ringing[2:]:
                         await calls.end(linkedid)
                     port = await group.start()
-                    await until(lambda p=port: ready(group, p), WAIT, "the restarted gateway")
+                    await until(partial(ready, group, port), WAIT, "the restarted gateway")
                 for linkedid in lasting:
                     await calls.end(linkedid)
 
@@ -206,11 +212,14 @@ async def test_two_instances_killed_in_turn(
                     "the missed-call notifications",
                 )
                 await until(
-                    lambda: _count(Call.filter(ddi=DDI, ended_at__isnull=False), len(calls.outcome)),
+                    lambda: _count(
+                        Call.filter(ddi=DDI, ended_at__isnull=False), len(calls.outcome)
+                    ),
                     WAIT,
                     "every call's end",
                 )
                 await until(_all_sent, WAIT, "every delivery sent")
+                done = time.monotonic()
                 assert await group.one_leader() == leader
             calls_ended = dict(await Call.filter(ddi=DDI).values_list("linkedid", "outcome"))
             missed_notices = await Notification.filter(
@@ -227,6 +236,8 @@ async def test_two_instances_killed_in_turn(
         f" repeats bound {IN_FLIGHT} x {KILLS} kills",
         f"calls {len(calls.outcome)}: missed {missed} alerted {missed_notices}"
         f" (copies at the chat {len(alerts)})",
+        f"seeding {seeded - started:.1f}s, start to the first kill {kills[0] - seeded:.1f}s,"
+        f" the last kill to all sent {done - kills[-1]:.1f}s (the lease of its claims)",
     )
 
     assert max(handovers) < TAKEOVER, handovers
@@ -242,8 +253,8 @@ async def test_two_instances_killed_in_turn(
     assert missed_notices == missed
 
 
-async def _count(query: object, wanted: int) -> bool:
-    return await query.count() >= wanted  # type: ignore[attr-defined,no-any-return]
+async def _count(query: QuerySet[Any], wanted: int) -> bool:
+    return await query.count() >= wanted
 
 
 async def _all_sent() -> bool:

@@ -512,13 +512,30 @@ def user_events(plan: Dialplan) -> list[tuple[Step, str, list[tuple[str, str]]]]
 DB_KEY = re.compile(r"([^/]+)/([^/]+)/(.+)")
 
 
+def _is_write(app: str, data: str, c: Call) -> bool:
+    """`Set(DB(family/key)=value)`: the DB() on the left of a Set writes."""
+    # start and end are the positions of the call's parentheses
+    return app == "Set" and c.start == len(c.name) and data[c.end + 1 :].startswith("=")
+
+
 def astdb_reads(plan: Dialplan) -> list[tuple[Step, Call]]:
     return [
         (step, c)
         for step in plan.steps()
-        for _, data in expanded(step)
+        for app, data in expanded(step)
         for c in calls(data)
-        if c.name == "DB"
+        if c.name == "DB" and not _is_write(app, data, c)
+    ]
+
+
+def astdb_writes(plan: Dialplan) -> list[tuple[Step, Call, str]]:
+    """(step, the DB() call, the value written)."""
+    return [
+        (step, c, data[c.end + 2 :])
+        for step in plan.steps()
+        for app, data in expanded(step)
+        for c in calls(data)
+        if c.name == "DB" and _is_write(app, data, c)
     ]
 
 
@@ -928,6 +945,25 @@ def test_astdb_reads_are_documented_keys_of_family_frontdesk(plan: Dialplan) -> 
         keys.add(key)
     assert keys == ASTDB_KEYS
     assert not any(c.name.startswith("DB_") for s in plan.steps() for c in calls(s.data))
+
+
+def test_the_one_astdb_write_is_the_end_journal_of_clean_fields(plan: Dialplan) -> None:
+    """The hangup handler journals the call's end under frontdesk_end/<linkedid> (what
+    gateway/pbx/journal.py parses): six `|`-separated fields, none an outsider can shape."""
+    [(step, c, value)] = astdb_writes(plan)
+    assert step.context == "frontdesk-hangup"
+    assert c.args == "frontdesk_end/${CHANNEL(linkedid)}"
+    fields = value.split("|")
+    assert fields == [
+        "${EPOCH}",
+        "${DDI}",
+        "${FD_DIALSTATUS}",
+        "${FILTER(A-Z,${VMSTATUS})}",
+        "${FD_ANSWERED}",
+        "${FD_BY}",
+    ]
+    clean = clean_variables(plan)
+    assert {"DDI", "FD_BY"} <= clean
 
 
 def test_every_astdb_read_is_filtered(plan: Dialplan) -> None:

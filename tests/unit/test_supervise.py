@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.supervise import Backoff, LoopState, Supervisor, repeat
+import asyncpg
+from tortoise.exceptions import IntegrityError, OperationalError
+
+from gateway.supervise import Backoff, LoopState, Supervisor, database_unavailable, repeat
 from tests.stack import LoopStates
 
 QUICK = Backoff(initial=0.01, cap=0.02)
@@ -57,3 +60,16 @@ async def test_a_loop_task_that_dies_is_restarted_and_recorded() -> None:
     assert ("router", LoopState.RESTARTING) in states.seen
     assert sup.states() == {"router": "running"} and sup.restarts() == {"router": 1}
     await sup.stop()
+
+
+def test_an_unreachable_postgresql_is_the_database_unavailable_not_a_bug() -> None:
+    """tortoise passes asyncpg's connection errors through: the router must hold its batch
+    and retry (tests/faults/test_postgresql.py), not drop the calls' ends as a bug's."""
+    assert database_unavailable(ConnectionRefusedError(111, "Connect call failed"))
+    assert database_unavailable(asyncpg.ConnectionDoesNotExistError("connection was closed"))
+    assert database_unavailable(asyncpg.CannotConnectNowError("the system is starting up"))
+    assert database_unavailable(asyncpg.AdminShutdownError("terminating connection"))
+    assert database_unavailable(asyncpg.InterfaceError("connection is closed"))
+    assert database_unavailable(OperationalError("database is locked"))
+    assert not database_unavailable(IntegrityError("duplicate key value"))
+    assert not database_unavailable(ValueError("a bug"))
