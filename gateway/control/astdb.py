@@ -26,14 +26,25 @@ class LineRow:
     mailbox: str
 
 
-def wanted(rows: Iterable[LineRow]) -> dict[str, str]:
-    """Key (within the family) -> value, for every owned key of every DDI."""
+def wanted(rows: Iterable[LineRow], subtree: str | None = None) -> dict[str, str]:
+    """Key (within the family) -> value, for every owned key of every DDI; with `subtree`,
+    that subtree's keys only, by DDI (the key within the subtree: the DDI's own string,
+    not a new one per key)."""
     keys: dict[str, str] = {}
-    for row in rows:
-        keys[f"{SCENARIO}/{row.ddi}"] = row.scenario
-        keys[f"{FORWARD}/{row.ddi}"] = row.forward
-        if row.mailbox:
-            keys[f"{MAILBOX}/{row.ddi}"] = row.mailbox
+    if subtree is None:
+        for row in rows:
+            keys[f"{SCENARIO}/{row.ddi}"] = row.scenario
+            keys[f"{FORWARD}/{row.ddi}"] = row.forward
+            if row.mailbox:
+                keys[f"{MAILBOX}/{row.ddi}"] = row.mailbox
+    elif subtree == SCENARIO:
+        keys.update((row.ddi, row.scenario) for row in rows)
+    elif subtree == FORWARD:
+        keys.update((row.ddi, row.forward) for row in rows)
+    elif subtree == MAILBOX:
+        keys.update((row.ddi, row.mailbox) for row in rows if row.mailbox)
+    else:
+        raise ValueError(f"not an owned subtree: {subtree}")
     return keys
 
 
@@ -45,23 +56,27 @@ def owned(key: str) -> bool:
 class Diff:
     puts: dict[str, str]  # missing on the PBX or another value there
     deletes: list[str]  # owned keys the PBX holds for DDIs (or mailboxes) we no longer have
+    under: str = ""  # what the keys are within ("scenario/"), "" for keys within the family
 
     def changes(self, skip: Container[str] = frozenset()) -> Iterator[tuple[str, str | None]]:
-        """(key, value) to put, (key, None) to delete. `skip` is looked at as each change
-        is taken (lazily): keys written meanwhile by a fresher hand are left alone."""
+        """(key, value) to put, (key, None) to delete, keys within the family. `skip` is
+        looked at as each change is taken (lazily): keys written meanwhile by a fresher
+        hand are left alone."""
+        under = self.under
         for key, value in self.puts.items():
-            if key not in skip:
-                yield key, value
+            if (path := under + key) not in skip:
+                yield path, value
         for key in self.deletes:
-            if key not in skip:
-                yield key, None
+            if (path := under + key) not in skip:
+                yield path, None
 
 
-def diff(want: Mapping[str, str], held: Mapping[str, str] | None) -> Diff:
+def diff(want: Mapping[str, str], held: Mapping[str, str] | None, under: str = "") -> Diff:
     """What to send so that the PBX holds `want` in the owned subtrees. `held` None: what
-    the PBX holds is unknown (it could not be read): write everything, delete nothing."""
-    if held is None:
-        return Diff(dict(want), [])
+    the PBX holds is unknown (it could not be read): write everything, delete nothing.
+    `under` ("scenario/"): both hold one owned subtree's keys, by their key within it."""
+    if held is None:  # want itself when it is a dict: a second copy of 300,000 keys is not
+        return Diff(want if isinstance(want, dict) else dict(want), [], under)
     puts = {key: value for key, value in want.items() if held.get(key) != value}
-    deletes = [key for key in held if key not in want and owned(key)]
-    return Diff(puts, deletes)
+    deletes = [key for key in held if key not in want and (under or owned(key))]
+    return Diff(puts, deletes, under)

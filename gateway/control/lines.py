@@ -251,49 +251,68 @@ class Control:
     async def reassert_all(self) -> Reasserted:
         """After Asterisk (re)connects, make AstDB agree with our database: read what the
         PBX holds, write only what differs (pipelined), delete the owned keys of DDIs we
-        no longer have."""
+        no longer have. One owned subtree at a time, each dropped before the next: at
+        300,000 DDIs a copy of every key at once would cost hundreds of MB, and Python
+        seldom gives that back to the system."""
         started = time.perf_counter()
         fresh: set[str] = set()
+        ddis = written = deleted = 0
+        known = True  # what the PBX holds could be read
+        refused: list[PbxUnavailable] = []
         try:
             # The database with no change half made (in AstDB, not yet saved); a key written
             # after that read began is skipped below, so the PBX is read alongside it.
             async with self._snapshot:
                 self._fresh.append(fresh)
-                holding = asyncio.ensure_future(self._held())
+                holding = asyncio.ensure_future(self._held(astdb.SCENARIO))
                 try:
-                    rows = await lines_in_database()
+                    wants = await wanted_in_database()
                 except BaseException:
                     holding.cancel()
                     raise
-            held = await holding
-            change = astdb.diff(astdb.wanted(rows), held)
-            await self._pbx.db_write(ASTDB_FAMILY, change.changes(skip=fresh))
+            ddis = len(wants[astdb.SCENARIO])  # one scenario key per DDI
+            for subtree in astdb.OWNED:
+                if subtree != astdb.SCENARIO:
+                    holding = asyncio.ensure_future(self._held(subtree) if known else _none())
+                held = await holding
+                del holding  # a done task keeps its result: the held keys, until dropped
+                known = held is not None
+                change = astdb.diff(wants.pop(subtree), held, under=f"{subtree}/")
+                del held
+                try:
+                    await self._pbx.db_write(ASTDB_FAMILY, change.changes(skip=fresh))
+                except PbxUnavailable as exc:  # refused: the other subtrees are still written
+                    refused.append(exc)
+                written, deleted = written + len(change.puts), deleted + len(change.deletes)
+                del change
         finally:
             self._fresh = [f for f in self._fresh if f is not fresh]
-        done = Reasserted(
-            len(rows), len(change.puts), len(change.deletes), time.perf_counter() - started
-        )
+        if refused:
+            raise refused[0] if len(refused) == 1 else PbxUnavailable("; ".join(map(str, refused)))
+        done = Reasserted(ddis, written, deleted, time.perf_counter() - started)
         log.info(
             "AstDB re-asserted for %d DDIs: %d written, %d deleted, in %.2fs%s",
             done.ddis,
             done.written,
             done.deleted,
             done.seconds,
-            "" if held is not None else " (what the PBX held was unknown)",
+            "" if known else " (what the PBX held was unknown)",
         )
         return done
 
-    async def _held(self) -> dict[str, str] | None:
-        """What the PBX holds under the owned subtrees; None when it cannot be read (an
-        Asterisk older than 16.28 has no DBGetTree): then everything is written."""
+    async def _held(self, subtree: str) -> dict[str, str] | None:
+        """What the PBX holds under an owned subtree, by key within it; None when it cannot
+        be read (an Asterisk older than 16.28 has no DBGetTree): then everything is
+        written."""
         try:
-            trees = await asyncio.gather(
-                *(self._pbx.db_tree(ASTDB_FAMILY, subtree) for subtree in astdb.OWNED)
-            )
+            return await self._pbx.db_tree(ASTDB_FAMILY, subtree, within_key=True)
         except PbxUnavailable as exc:
             log.warning("cannot read AstDB (%s): writing every key", exc)
             return None
-        return {key: value for tree in trees for key, value in tree.items()}
+
+
+async def _none() -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,11 +325,12 @@ class Reasserted:
     seconds: float
 
 
-async def lines_in_database() -> list[astdb.LineRow]:
-    """Every DDI with its subscriber's settings: one joined query per PAGE DDIs (never one
-    per subscriber), in pages so that no slice of the event loop turns 30,000 rows into
-    objects at once while AMI events wait."""
-    rows: list[astdb.LineRow] = []
+async def wanted_in_database() -> dict[str, dict[str, str]]:
+    """Owned subtree -> DDI -> the value of its key there (astdb.wanted), for every DDI:
+    one joined query per PAGE DDIs (never one per subscriber), in pages so that no slice
+    of the event loop turns 300,000 rows into objects at once while AMI events wait, and
+    no row outlives its page (the three subtrees share each DDI's string)."""
+    want: dict[str, dict[str, str]] = {subtree: {} for subtree in astdb.OWNED}
     last = 0
     while True:
         page = (
@@ -326,12 +346,14 @@ async def lines_in_database() -> list[astdb.LineRow]:
                 "subscriber__mobile",
             )
         )
-        rows += [
+        rows = [
             astdb.LineRow(number, _value(scenario), forward or mobile or "", mailbox or "")
             for _, number, mailbox, scenario, forward, mobile in page
         ]
+        for subtree, keys in want.items():
+            keys.update(astdb.wanted(rows, subtree))
         if len(page) < PAGE:
-            return rows
+            return want
         last = page[-1][0]
 
 

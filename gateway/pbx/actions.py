@@ -9,8 +9,8 @@ rest of the gateway acts on the phone system through: typed operations over an A
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol, TypeVar, runtime_checkable
 
 from gateway.pbx.errors import AmiActionError
 from gateway.pbx.translate import live_calls, member_interface, queue_members
@@ -18,6 +18,7 @@ from gateway.pbx.wire import Frame
 from models.events import LiveChannel, QueueMember
 
 Action = dict[str, str]
+T = TypeVar("T")
 
 # AstDB writes in flight at once (Pbx.db_write): Asterisk answers one session's actions in
 # order, so this many outstanding keeps the socket busy both ways without a round trip
@@ -197,13 +198,23 @@ class BulkLink(Protocol):
     through gateway/pbx/pipeline.py)."""
 
     async def send_pipelined(
-        self, actions: Iterable[Action], window: int, timeout: float = 5.0
+        self,
+        actions: Iterable[Action],
+        window: int,
+        timeout: float = 5.0,
+        keep: Callable[[Frame], bool] | None = None,
     ) -> list[Frame]: ...
 
-    async def read_list(self, action: Action, timeout: float = 10.0) -> list[Frame]: ...
+    async def read_list(
+        self, action: Action, timeout: float, project: Callable[[Frame], T | None]
+    ) -> list[T]: ...
 
 
 _DBDEL_GONE = "Database entry could not be deleted"  # db.c: no such key (or a failed delete)
+
+
+def _refused(answer: Frame) -> bool:
+    return answer.get("Response") == "Error"
 
 
 async def _side_by_side(link: ActionSender, actions: Iterator[Action], window: int) -> list[Frame]:
@@ -246,21 +257,31 @@ class Pbx:
         """True when deleted, False when there was no such entry."""
         return await self._unless("could not be deleted", db_del(family, key))
 
-    async def db_tree(self, family: str, key: str = "") -> dict[str, str]:
+    async def db_tree(
+        self, family: str, key: str = "", *, within_key: bool = False
+    ) -> dict[str, str]:
         """Every AstDB entry under family (and key: a whole path segment), by its key
-        within the family (`scenario/2100001`), in one DBGetTree."""
+        within the family (`scenario/2100001`), or `within_key` within family/key
+        (`2100001`), in one DBGetTree. Each entry goes into the dict as it arrives: a
+        tree of 300,000 keys is never held as 300,000 frames."""
         action = db_get_tree(family, key)
+        prefix = f"/{family}/{key}/" if within_key and key else f"/{family}/"
+        cut = len(prefix)
+        tree: dict[str, str] = {}
+
+        def take(item: Frame) -> None:
+            if item.get("Event") == "DBGetTreeResponse":
+                path = item.get("Key", "")
+                if path.startswith(prefix):
+                    tree[path[cut:]] = item.get("Val", "")
+
         link = self._link
         if isinstance(link, BulkLink):
-            items = await link.read_list(action, DB_TREE_TIMEOUT)
+            await link.read_list(action, DB_TREE_TIMEOUT, take)
         else:
-            items = await link.send_list_action(action, DB_TREE_TIMEOUT)
-        prefix = f"/{family}/"
-        return {
-            item["Key"][len(prefix) :]: item.get("Val", "")
-            for item in items
-            if item.get("Event") == "DBGetTreeResponse" and item.get("Key", "").startswith(prefix)
-        }
+            for item in await link.send_list_action(action, DB_TREE_TIMEOUT):
+                take(item)
+        return tree
 
     async def db_write(
         self, family: str, changes: Iterable[tuple[str, str | None]], window: int = DB_WINDOW
@@ -280,7 +301,7 @@ class Pbx:
 
         link = self._link
         if isinstance(link, BulkLink):
-            answers = await link.send_pipelined(frames(), window)
+            answers = await link.send_pipelined(frames(), window, keep=_refused)
         else:  # a link that sends one at a time: `window` senders side by side
             answers = await _side_by_side(link, frames(), window)
         refused = [

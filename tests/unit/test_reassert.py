@@ -291,3 +291,49 @@ async def test_db_tree_gives_keys_within_the_family() -> None:
         f"scenario/{A}": "agent",
         f"scenario/{B}": "",
     }
+
+
+async def test_a_list_item_is_kept_only_as_its_projection_as_it_arrives() -> None:
+    route = Route()
+    project = lambda f: (f["Key"], f["Val"]) if f["Val"] else None  # noqa: E731
+    reading = asyncio.create_task(pipeline.read_list(route, {"Action": "DBGetTree"}, 5, project))
+    await route.wrote.wait()
+    [(action_id, _)] = route.waiting
+    take = route.own[action_id]
+    take({"Response": "Success", "EventList": "start", "ActionID": action_id})
+    take({"Event": "DBGetTreeResponse", "Key": "/f/a", "Val": "1", "ActionID": action_id})
+    take({"Event": "DBGetTreeResponse", "Key": "/f/b", "Val": "", "ActionID": action_id})
+    take({"Event": "DBGetTreeComplete", "EventList": "Complete", "ActionID": action_id})
+    assert await reading == [("/f/a", "1")]
+
+
+async def test_only_the_answers_asked_for_are_kept() -> None:
+    route = Route()
+    actions = [{"Action": "DBPut", "Key": f"k{i}", "Val": "v"} for i in range(100)]
+    keep = lambda a: a["Message"] in ("k7", "k42")  # noqa: E731
+    sending = asyncio.create_task(pipeline.send_all(route, actions, 16, 5, keep))
+    while not sending.done():
+        wrote = asyncio.create_task(route.wrote.wait())
+        await asyncio.wait({sending, wrote}, return_when=asyncio.FIRST_COMPLETED)
+        wrote.cancel()
+        route.wrote.clear()
+        route.answer_all()
+    assert [a["Message"] for a in await sending] == ["k7", "k42"]
+    assert route.own == {}
+
+
+async def test_each_subtree_is_read_then_written_before_the_next_is_read(
+    lines: tuple[Subscriber, Subscriber],
+) -> None:
+    pbx = FakePbx()
+    await Control(pbx).reassert_all()
+    assert [(a["Action"], a["Key"].partition("/")[0]) for a in pbx.actions] == [
+        ("DBGetTree", "scenario"),
+        ("DBPut", "scenario"),
+        ("DBPut", "scenario"),
+        ("DBGetTree", "forward"),
+        ("DBPut", "forward"),
+        ("DBPut", "forward"),
+        ("DBGetTree", "mailbox"),
+        ("DBPut", "mailbox"),
+    ]
