@@ -49,7 +49,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         .token(t.token)
         .base_url(t.base_url)
         .base_file_url(t.base_file_url)
-        .rate_limiter(TelegramPacer(t.send_rate))
+        .rate_limiter(TelegramPacer(t.send_rate, chat_per_second=t.chat_rate))
         .concurrent_updates(OnePerChat(CONCURRENT_UPDATES) if CONCURRENT_UPDATES else False)
     )
     if t.mode == "webhook":  # no getUpdates: bot/webhook.py feeds the update queue

@@ -60,6 +60,9 @@ class TelegramSettings:
     # Requests per second the bot sends at most, all chats together (Telegram takes
     # about 30; several gateways on one token share it: 30 / instances each).
     send_rate: float = 30.0
+    # Messages per second to one chat after a burst of 3 (Telegram takes about one);
+    # 0: no pacing per chat (a Bot API stand-in without flood limits).
+    chat_rate: float = 1.0
     # "polling" (getUpdates, one instance) or "webhook" (several instances behind one
     # address: Telegram posts each update to webhook_url, a proxy hands it to one of them).
     mode: str = "polling"

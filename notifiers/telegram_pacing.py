@@ -82,7 +82,8 @@ class TelegramPacer(BaseRateLimiter[int]):
         group_per_minute: int = 20,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`per_second` <= 0: no bot-wide pacing (per chat and group still apply)."""
+        """`per_second` <= 0: no bot-wide pacing (per chat and group still apply);
+        `chat_per_second` <= 0: no pacing per chat (its requests still go in order)."""
         self._bot = Window(max(int(per_second), 1), 1.0) if per_second > 0 else None
         self._chat_burst, self._chat_rate = chat_burst, chat_per_second
         self._group_limit = group_per_minute
@@ -117,7 +118,7 @@ class TelegramPacer(BaseRateLimiter[int]):
             await self._after_refusal()
             if chat is not None:  # one request at a time per chat, in order
                 await held.enter_async_context(chat.turn)
-                if (tokens := self._tokens(chat)) < 1.0:
+                if self._chat_rate > 0 and (tokens := self._tokens(chat)) < 1.0:
                     await asyncio.sleep((1.0 - tokens) / self._chat_rate)
             else:  # a group, a channel or an @username
                 await held.enter_async_context(self._group(chat_id).slot())

@@ -43,6 +43,9 @@ def sandbox_settings(
         base_url=bot.base_url,
         base_file_url=bot.base_file_url,
         poll_timeout=1.0,
+        # The sandbox Bot API has no flood limits unless a test turns them on: no pacing.
+        send_rate=0.0,
+        chat_rate=0.0,
     )
     s = with_section(s, "http", port=0)
     return with_section(s, "outbox", idle_poll=0.1)
@@ -91,6 +94,8 @@ reconnect_min = 0.05
 base_url = "{bot.base_url}"
 base_file_url = "{bot.base_file_url}"
 poll_timeout = 1.0
+send_rate = 0.0
+chat_rate = 0.0
 [http]
 port = 0
 [outbox]
