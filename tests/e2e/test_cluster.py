@@ -252,7 +252,7 @@ async def test_a_gateway_killed_while_fifty_calls_ring_ends_each_right_after_res
                     await ami.play(end)
 
             await bot.wait_until(
-                lambda: sum(map(is_missed_call, bot.sent)) >= 30, WAIT, "thirty alerts"
+                lambda: sum(map(is_missed_call, bot.sent)) >= 30, 2 * WAIT, "thirty alerts"
             )
             rows = await _wait_calls(url, lambda rows: all(r.ended_at for r in rows))
             alerts = sum(map(is_missed_call, bot.sent))

@@ -13,8 +13,6 @@ from tests import pg_cluster
 from tests.conftest import copy_migrated
 from tests.faults.ledger import Tally
 
-_TALLIES = pytest.StashKey[list[Tally]]()
-
 Report = Callable[..., None]  # (tally, *notes): notes are printed under its lines
 
 
@@ -29,32 +27,45 @@ def fault_db(migrated_db: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fault_report(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> Report:
-    """Print a tally now and keep it for the session's table."""
+    """Print a tally now and keep it for the session's table (as a user property of the
+    test's report: under pytest-xdist the table is made by the controller, which sees the
+    workers' reports but neither their output nor their memory)."""
 
     def report(tally: Tally, *notes: str) -> None:
         with capsys.disabled():
             print("\n" + "\n".join([*tally.detail(), *(f"  {n}" for n in notes)]), flush=True)
-        request.config.stash.setdefault(_TALLIES, []).append(tally)
+        channels = ", ".join(
+            f"{name} {c.sent}/{c.duplicated}" for name, c in sorted(tally.channels.items())
+        )
+        row = (tally.name, tally.sent, len(tally.lost), tally.duplicated, channels)
+        request.node.user_properties.append((_FAULT, row))
 
     return report
+
+
+_FAULT = "fault_tally"
 
 
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    tallies = config.stash.get(_TALLIES, [])
-    if not tallies:
+    rows = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", "") == "call"
+        for key, value in getattr(report, "user_properties", ())
+        if key == _FAULT
+    ]
+    if not rows:
         return
-    width = max(len(t.name) for t in tallies)
+    width = max(len(str(r[0])) for r in rows)
     terminalreporter.section("fault suite: sent, lost, duplicated")
     terminalreporter.write_line(
         f"{'fault':<{width}}  {'sent':>6} {'lost':>5} {'dup':>4}  by channel"
     )
-    for t in tallies:
-        channels = ", ".join(
-            f"{name} {c.sent}/{c.duplicated}" for name, c in sorted(t.channels.items())
-        )
+    for name, sent, lost, duplicated, channels in rows:
         terminalreporter.write_line(
-            f"{t.name:<{width}}  {t.sent:>6} {len(t.lost):>5} {t.duplicated:>4}  {channels}"
+            f"{name:<{width}}  {sent:>6} {lost:>5} {duplicated:>4}  {channels}"
         )
     terminalreporter.write_line("(by channel: sent/duplicated)")
