@@ -31,6 +31,13 @@ def test_empty_values_and_colons_in_values() -> None:
     assert out == [{"Event": "Cdr", "UserField": "", "CallerID": '"A: B" <1>'}]
 
 
+def test_a_header_without_the_space_splits_at_its_first_colon() -> None:
+    """The fast path splits at ": "; a line without it keeps the first-colon rule."""
+    p = FrameParser()
+    out = feed_all(p, [b"Event: Cdr\r\nKey:value: x\r\nBare:v\r\nEmpty: \r\n\r\n"])
+    assert out == [{"Event": "Cdr", "Key": "value: x", "Bare": "v", "Empty": ""}]
+
+
 def test_garbage_and_frames_without_event_are_skipped() -> None:
     p = FrameParser()
     out = feed_all(p, [BANNER, b"\x00\xffgarbage\r\n\r\n", frame(Foo="bar"), frame(Event="Hangup")])
