@@ -178,6 +178,9 @@ class CallTracker:
         # Restored calls whose channels the PBX has not listed yet: until it has, a hangup
         # of one channel must not end the call (its other channels are unknown to us).
         self._unlisted: set[str] = set()
+        # Channels of such calls seen closing meanwhile: a listing taken before their
+        # Hangup must not bring them back (linkedid -> uniqueids).
+        self._closed_unlisted: dict[str, set[str]] = {}
         self.pending = _PendingCalls(clock)
         self._handlers: dict[type, Callable[[CallSnapshot, object], None]] = {
             ChannelOpened: self._on_channel_opened,  # type: ignore[dict-item]
@@ -308,7 +311,9 @@ class CallTracker:
         if leg is not None and not leg.ended:  # its DialEnd was lost
             leg.ended = True
             self._note_ringing(call)
-        if not call.channels and call.linkedid not in self._unlisted:
+        if call.linkedid in self._unlisted:
+            self._closed_unlisted.setdefault(call.linkedid, set()).add(e.uniqueid)
+        elif not call.channels:
             call.ended_at = self._clock()
 
     # -- helpers -----------------------------------------------------------------------
@@ -348,6 +353,7 @@ class CallTracker:
         self._caller_uid.pop(call.linkedid, None)
         self._touched.pop(call.linkedid, None)
         self._unlisted.discard(call.linkedid)
+        self._closed_unlisted.pop(call.linkedid, None)
         self._ended[call.linkedid] = None
         if len(self._ended) > _RECENTLY_ENDED:
             self._ended.popitem(last=False)
@@ -414,6 +420,7 @@ class CallTracker:
         self._caller_uid.clear()
         self._touched.clear()
         self._unlisted.clear()
+        self._closed_unlisted.clear()
 
     def unrouted(self) -> list[Unrouted]:
         """Channels opening calls not routed yet (no FrontdeskCall so far)."""
@@ -445,6 +452,7 @@ class CallTracker:
             rows = live.get(linkedid, ())
             opened = call.channels - set(before[linkedid])
             closed = set(before[linkedid]) - call.channels
+            closed |= self._closed_unlisted.pop(linkedid, set())
             channels = ({row.uniqueid for row in rows} | opened) - closed
             if not channels:
                 end = (ends or {}).get(linkedid)
