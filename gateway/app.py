@@ -258,7 +258,11 @@ class Gateway:
         if not self.ami.connected.is_set():
             self.ami.want_events(True)
             return
-        await self.ami.consume(True)
+        try:
+            await self.ami.consume(True)
+        except PbxUnavailable as exc:  # the link went meanwhile: its next login syncs
+            log.warning("taking the PBX's events at once failed (%s): at the next login", exc)
+            return
         await self._sync_with_pbx()
 
     async def _deposed(self) -> None:
