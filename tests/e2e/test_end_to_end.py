@@ -116,6 +116,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         await runtime.start()
         try:
             await ami.wait_logged_in(timeout=WAIT)
+            # The login's sync done, so a test counting syncs counts only later logins'.
+            await runtime.gateway.wait_synced(0, WAIT)
             created = await admin.add_subscriber(
                 name="Ιατρείο Παπαδόπουλου",
                 ddis=[DDI],
