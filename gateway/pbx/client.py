@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from gateway.pbx import actions, pipeline
 from gateway.pbx.actions import Action
-from gateway.pbx.errors import AmiActionError, AmiUnavailable
+from gateway.pbx.errors import AmiActionError, AmiUnavailable, PbxUnavailable
 from gateway.pbx.panoramisk_adapter import AmiManager, AmiProtocol
 from gateway.pbx.wire import Frame, FrameParser
 from models.settings import AmiSettings
@@ -160,13 +160,24 @@ class AmiClient:
             self.settings.username,
         )
         self._backoff = self.settings.reconnect_min
-        self._login_events = self.consuming
+        self._login_events = manager.login_events == "on"
         manager.forget_unanswered()  # never replay an action to a channel name of old
         self.connected.set()
+        task = asyncio.ensure_future(self._after_login(self._login_events))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    async def _after_login(self, asked: bool) -> None:
+        if asked != self.consuming:
+            # The lead changed while the Login was on its way: the session must take (or
+            # stop taking) the events before anyone syncs calls on it.
+            try:
+                await self.consume(self.consuming)
+            except PbxUnavailable as exc:  # the link went again: the next login asks right
+                log.warning("setting this login's events failed (%s)", exc)
+                return
         if self._on_connected is not None:
-            task = asyncio.ensure_future(self._on_connected())
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
+            await self._on_connected()
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

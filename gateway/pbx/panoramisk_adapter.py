@@ -39,7 +39,8 @@ from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
-from gateway.pbx import actions
+from gateway.pbx import actions, pipeline
+from gateway.pbx.errors import AmiUnavailable
 from gateway.pbx.wire import Frame, FrameParser
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,21 @@ class AmiProtocol(AMIProtocol):
 
     def write(self, data: bytes) -> None:
         self.transport.write(data)
+
+    def close(self) -> None:
+        # The answers still awaited will not come on this connection: their actions fail
+        # now, not each at its timeout (a sync cut short would hold the next login's back).
+        for take in list(self.own.values()):
+            take(pipeline.LINK_LOST)
+        self.own.clear()
+        for action in list(getattr(self, "responses", {}).values()):
+            if not action.future.done():
+                name = action["action"]  # panoramisk's Action: keys case-insensitive
+                action.future.set_exception(
+                    AmiUnavailable(f"AMI connection lost; {name} unanswered")
+                )
+                action.future.exception()  # retrieved: one nobody awaits (a Ping) stays quiet
+        super().close()
 
     def data_received(self, data: bytes) -> None:
         own = self.own
@@ -104,6 +120,9 @@ class AmiManager(Manager):
         self._owner = owner
         self._ping_timeout = ping_timeout
         self.closing = False
+        # The Events value the last Login carried: `config` may change while it is on its
+        # way (the gateway took or lost the lead), and the session has what it asked for.
+        self.login_events = str(config.get("events", "on"))
 
     @property
     def ready(self) -> bool:
@@ -119,6 +138,7 @@ class AmiManager(Manager):
                 "AMI connect failed (%s); retry in %.1fs", f.exception(), self.reconnect_timeout
             )
             self._connected = False  # panoramisk then logs one line, not a traceback
+        self.login_events = str(self.config.get("events", "on"))  # the Login sent now
         super().connection_made(f)
 
     def login(self, future: asyncio.Future[Any]) -> bool:

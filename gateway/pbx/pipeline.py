@@ -28,6 +28,9 @@ T = TypeVar("T")
 
 _IDS = itertools.count(1)
 _NO_ANSWER: Frame = {}
+# Given by the route to each taker when its connection closes (compared by identity): the
+# answers will not come, and the waiting action fails now instead of at its timeout.
+LINK_LOST: Frame = {"Response": "Error", "Message": "AMI connection lost"}
 
 
 class Route(Protocol):
@@ -56,8 +59,13 @@ class _Batch:
         # Set by any answer: the sender tops the window up once per read from the socket
         # (not once per answer, nor only when half empty: a busy peer is never left idle).
         self.room = asyncio.Event()
+        self.lost = False
 
     def answer(self, action_id: str, frame: Frame) -> bool:
+        if frame is LINK_LOST:
+            self.lost = True
+            self.room.set()
+            return True
         index = self.waiting.pop(action_id)
         if self.keep is None:
             self.answers[index] = frame
@@ -107,6 +115,8 @@ async def send_all(
                 await asyncio.wait_for(batch.room.wait(), timeout)
             except TimeoutError:
                 raise AmiUnavailable(f"AMI did not answer {len(waiting)} actions") from None
+            if batch.lost:
+                raise AmiUnavailable(f"AMI connection lost; {len(waiting)} actions unanswered")
     finally:
         for action_id in waiting:  # those unanswered, on failure or cancellation
             route.own.pop(action_id, None)
@@ -121,8 +131,12 @@ class _List(Generic[T]):
         self.response: Frame | None = None
         self.items: list[T] = []
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.lost = False
 
     def take(self, frame: Frame) -> bool:
+        if frame is LINK_LOST:
+            self.lost = True
+            return self._complete()
         if self.response is None:
             self.response = frame
             if frame.get("Response") == "Error" or frame.get("EventList", "").lower() != "start":
@@ -175,6 +189,8 @@ async def read_list(
         raise AmiUnavailable(f"AMI did not answer {action.get('Action')}") from None
     finally:
         route.own.pop(action_id, None)
+    if answer.lost:
+        raise AmiUnavailable(f"AMI connection lost; {action.get('Action')} unanswered")
     response = answer.response or {}
     if response.get("Response") == "Error":
         raise AmiActionError(f"{action.get('Action')}: {response.get('Message', 'error')}")

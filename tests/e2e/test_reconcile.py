@@ -4,7 +4,7 @@ client's list action, FullyBooted reading and typed actions against the sandbox 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import replace
 
 import pytest
@@ -340,3 +340,28 @@ async def test_nothing_is_sent_while_not_connected(
     with pytest.raises(PbxUnavailable, match="AMI not connected; DBPut not sent"):
         await Pbx(client).db_put("frontdesk", "scenario/2100001", "closed")
     assert [a["Action"] for a in ami.actions][-1] == "Logoff"
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        lambda c: c.send_action({"Action": "DBGet", "Family": "f", "Key": "k"}, timeout=60),
+        lambda c: c.send_list_action(actions.core_show_channels(), timeout=60),
+        lambda c: c.read_list({"Action": "DBGetTree", "Family": "f"}, 60, lambda f: f),
+        lambda c: c.send_pipelined([{"Action": "DBPut", "Family": "f"}] * 3, 2, timeout=60),
+    ],
+    ids=["action", "list", "long list", "pipelined"],
+)
+async def test_an_action_unanswered_when_the_link_drops_fails_at_once(
+    pbx: tuple[AmiServer, AmiClient, asyncio.Queue[None]],
+    send: Callable[[AmiClient], Awaitable[object]],
+) -> None:
+    """Not at its timeout: a sync cut short by a restart would hold back the next login's."""
+    ami, client, _ = pbx
+    ami.held.update({"dbget", "coreshowchannels", "dbgettree", "dbput"})
+    asked = len(ami.actions)
+    sent = asyncio.ensure_future(send(client))
+    await ami.wait_until(lambda: len(ami.actions) > asked, WAIT)  # at the PBX, unanswered
+    await ami.drop_clients()
+    with pytest.raises(PbxUnavailable, match="connection lost"):
+        await asyncio.wait_for(sent, WAIT)  # well before the 60 s timeout
