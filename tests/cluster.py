@@ -131,6 +131,12 @@ async def gateways(
     group = Gateways(config, tmp / "gateways.log", dict(extra))
     try:
         yield group
+    except BaseException:
+        # A failure in CI is read from its report only: show what the gateways said.
+        if group.log.exists():
+            lines = group.log.read_text("utf-8", "replace").splitlines()
+            print("--- the gateways' log, last 120 lines ---", *lines[-120:], sep="\n")
+        raise
     finally:
         await group.stop()
 
