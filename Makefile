@@ -14,7 +14,7 @@ SYSTEM_TOOLS := espeak-ng sox
 # most tests wait on peers and timers, not the CPU. PARALLEL= runs them in one process.
 PARALLEL ?= -n 3 --dist loadfile
 
-.PHONY: demo test test-fast test-pg check-install lint venv bench bench-quick clean sysdeps pgdeps
+.PHONY: demo test test-fast test-pg check-install lint venv bench bench-quick clean sysdeps pgdeps browserdeps
 
 venv: $(STAMP)
 
@@ -49,9 +49,17 @@ pgdeps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
+# Debian's chromium for the web desk's browser tests (pytest -m browser; Playwright drives
+# it by executable path, nothing is downloaded), installed only when missing.
+browserdeps:
+	@if ! command -v chromium >/dev/null; then \
+	  echo "installing chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 # Everything: lint, then tests/unit, tests/sandbox, tests/e2e, tests/fuzz, tests/faults and
 # tests/pbx (live Asterisk) on SQLite, then the integration suite again on PostgreSQL.
-test: lint sysdeps pgdeps
+test: lint sysdeps pgdeps browserdeps
 	$(PY) -m pytest $(PARALLEL)
 	$(MAKE) --no-print-directory test-pg
 

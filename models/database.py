@@ -54,7 +54,14 @@ def tortoise_config(url: str) -> dict[str, Any]:
         "connections": {"default": connection_config(url)},
         "apps": {
             MODELS_APP: {
-                "models": ["models.db", "models.staff"],
+                "models": [
+                    "models.db",
+                    "models.staff",
+                    "models.web",
+                    "models.schedule",
+                    "models.reminders",
+                    "models.campaigns",
+                ],
                 "migrations": "models.migrations",
                 "default_connection": "default",
             }

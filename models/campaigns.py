@@ -1,0 +1,3 @@
+"""Call lists (campaigns) worked by agents."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Reminders to end customers about their appointments."""
+
+from __future__ import annotations

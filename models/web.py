@@ -1,0 +1,3 @@
+"""The web desk: magic-link logins and sessions."""
+
+from __future__ import annotations
