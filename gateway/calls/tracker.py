@@ -24,6 +24,7 @@ status change, so what the tracker knew survives the process.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -45,6 +46,8 @@ from models.events import (
     PbxEvent,
     VoicemailWaiting,
 )
+
+log = logging.getLogger(__name__)
 
 Listener = Callable[[CallSnapshot], None]
 _UNKNOWN_CALLER = {"", "<unknown>"}
@@ -181,6 +184,9 @@ class CallTracker:
         # Channels of such calls seen closing meanwhile: a listing taken before their
         # Hangup must not bring them back (linkedid -> uniqueids).
         self._closed_unlisted: dict[str, set[str]] = {}
+        # Calls whose dialplan end (FrontdeskCallEnd) came as an event: if the listing then
+        # finds them gone, their end was seen though the journal, read earlier, lacked it.
+        self._finish_heard: set[str] = set()
         self.pending = _PendingCalls(clock)
         self._handlers: dict[type, Callable[[CallSnapshot, object], None]] = {
             ChannelOpened: self._on_channel_opened,  # type: ignore[dict-item]
@@ -281,6 +287,7 @@ class CallTracker:
             call.voicemail_left = True
 
     def _on_finished(self, call: CallSnapshot, e: CallFinished) -> None:
+        self._finish_heard.add(call.linkedid)
         call.ddi = e.ddi or call.ddi
         if e.vm_status == "SUCCESS":
             call.voicemail_left = True
@@ -354,6 +361,7 @@ class CallTracker:
         self._touched.pop(call.linkedid, None)
         self._unlisted.discard(call.linkedid)
         self._closed_unlisted.pop(call.linkedid, None)
+        self._finish_heard.discard(call.linkedid)
         self._ended[call.linkedid] = None
         if len(self._ended) > _RECENTLY_ENDED:
             self._ended.popitem(last=False)
@@ -421,6 +429,7 @@ class CallTracker:
         self._touched.clear()
         self._unlisted.clear()
         self._closed_unlisted.clear()
+        self._finish_heard.clear()
 
     def unrouted(self) -> list[Unrouted]:
         """Channels opening calls not routed yet (no FrontdeskCall so far)."""
@@ -456,10 +465,12 @@ class CallTracker:
             channels = ({row.uniqueid for row in rows} | opened) - closed
             if not channels:
                 end = (ends or {}).get(linkedid)
-                if end is None:
-                    self._end_unseen(call)
-                else:  # its end was journalled: as good as seen
+                if end is not None:  # its end was journalled: as good as seen
                     self._on_finished(call, end)
+                if end is None and linkedid not in self._finish_heard:
+                    log.info("call %s gone from the PBX, its end not journalled", linkedid)
+                    self._end_unseen(call)
+                else:  # or its hangups came after the journal was read, its end with them
                     call.ended_at = self._clock()
                     self._finish(call)
                 ended += 1

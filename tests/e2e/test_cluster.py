@@ -195,6 +195,17 @@ async def _wait_calls(url: str, done: object, timeout: float = WAIT) -> list[Cal
         await close_db()
 
 
+async def _alert_state(url: str) -> str:
+    """What the database says of the calls and their alerts (a failure's report)."""
+    await open_db(url)
+    try:
+        calls = await Call.filter(ddi=DDI).values_list("status", "outcome", "ended_at")
+        deliveries = await Delivery.all().values_list("kind", "status", "attempts", "last_error")
+        return f"calls {sorted(map(str, calls))}\ndeliveries {sorted(map(str, deliveries))}"
+    finally:
+        await close_db()
+
+
 async def _count_missed(url: str) -> int:
     await open_db(url)
     try:
@@ -251,9 +262,13 @@ async def test_a_gateway_killed_while_fifty_calls_ring_ends_each_right_after_res
                 if not in_outage:
                     await ami.play(end)
 
-            await bot.wait_until(
-                lambda: sum(map(is_missed_call, bot.sent)) >= 30, 2 * WAIT, "thirty alerts"
-            )
+            try:
+                await bot.wait_until(
+                    lambda: sum(map(is_missed_call, bot.sent)) >= 30, 2 * WAIT, "thirty alerts"
+                )
+            except TimeoutError:
+                print(await _alert_state(url), f"alerts {sum(map(is_missed_call, bot.sent))}")
+                raise
             rows = await _wait_calls(url, lambda rows: all(r.ended_at for r in rows))
             alerts = sum(map(is_missed_call, bot.sent))
     outcomes = {r.linkedid: r.outcome for r in rows}

@@ -46,3 +46,25 @@ def test_channels_closed_while_the_listing_was_on_its_way_are_not_brought_back()
     assert tracker.reconcile(live, before, {LID: end}) == 1
     [last] = seen
     assert last.outcome is CallOutcome.ABANDONED and not tracker.calls
+
+
+def test_a_call_whose_hangups_and_end_came_after_the_journal_was_read_ended_as_seen() -> None:
+    """The listing and the journal were read before the call ended; its hangups and the
+    dialplan's end came before they were applied. Its end was seen: alerted, not unknown."""
+    tracker, seen = restored()
+    before = tracker.channel_view()
+    live = {LID: [LiveChannel(LID, LID, "PJSIP/trunk-1"), LiveChannel(LID, "1795339700.2", "x")]}
+    journal: dict[str, CallFinished] = {}  # read before the end was written
+    tracker.handle(closed("1795339700.2"))
+    tracker.handle(CallFinished(LID, "2100001", "", "NOANSWER", "", answered="", answered_by=""))
+    tracker.handle(closed(LID))
+    assert tracker.reconcile(live, before, journal) == 1
+    [last] = seen
+    assert last.outcome is CallOutcome.ABANDONED and last.status is CallStatus.LOST
+
+
+def test_a_call_gone_with_no_end_heard_nor_journalled_ends_unknown() -> None:
+    tracker, seen = restored()
+    assert tracker.reconcile({}, tracker.channel_view(), {}) == 1
+    [last] = seen
+    assert last.outcome is CallOutcome.UNKNOWN  # it may have been answered: no alert
