@@ -50,11 +50,12 @@ pgdeps:
 	fi
 
 # Debian's chromium for the web desk's browser tests (pytest -m browser; Playwright drives
-# it by executable path, nothing is downloaded), installed only when missing.
+# it by executable path, nothing is downloaded) and a CJK font for the Chinese
+# screenshots, installed only when missing.
 browserdeps:
-	@if ! command -v chromium >/dev/null; then \
-	  echo "installing chromium"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	@if ! command -v chromium >/dev/null || ! fc-list | grep -qi "wenquanyi"; then \
+	  echo "installing chromium and a CJK font"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
 	fi
 
 # Everything: lint, then tests/unit, tests/sandbox, tests/e2e, tests/fuzz, tests/faults and

@@ -7,6 +7,9 @@ python main.py demo --pbx [--asterisk PATH] the same day's calls on a real priva
 python main.py subscriber add|list|code ... admin helpers
 python main.py agent add|team add|code|list the operator's staff
 python main.py admin add --name N          the first admin (then /admin in the bot)
+python main.py campaign add|import|show     call lists worked by agents from Telegram
+python main.py schedule set|close|show      office hours that switch the scenario
+python main.py desk link --subscriber ID    a login link to a subscriber's web desk
 python main.py deliveries [--status dead]   the outbox, e.g. the dead letters
 python main.py usage --month YYYY-MM [--subscriber ID] --csv FILE    the month's usage
 python main.py report --month YYYY-MM --subscriber ID --pdf FILE     a subscriber's PDF
@@ -231,6 +234,142 @@ async def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
     except people.StaffError as exc:
         print(f"frontdesk: {exc}", file=sys.stderr)
         return 2
+
+
+async def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
+    """Call lists: make one (with typed contacts), import contacts from CSV, show progress."""
+    from datetime import date
+    from pathlib import Path
+
+    from gateway.campaigns import importing, lists, work
+    from models.campaigns import Campaign, CampaignEntry
+
+    region = settings.locale.default_region
+
+    async def added(campaign: Campaign, contacts: list[importing.Contact]) -> int:
+        errors = await lists.add_contacts(campaign, contacts)
+        for error in errors:
+            print(f"frontdesk: {error.text(Language.EN)}", file=sys.stderr)
+        print(f"{len(contacts) - len(errors)} contact(s) added to call list {campaign.id}")
+        return 0
+
+    async def add() -> int:
+        try:
+            starts_on, ends_on = date.fromisoformat(args.start), date.fromisoformat(args.end)
+        except ValueError as exc:
+            raise lists.CampaignError(f"--from/--to: YYYY-MM-DD ({exc})") from exc
+        contacts, errors = importing.parse("\n".join(args.contact or []), region)
+        for error in errors:
+            print(f"frontdesk: --contact {error.text(Language.EN)}", file=sys.stderr)
+        if errors:
+            return 2
+        campaign = await lists.create(
+            subscriber_id=args.subscriber,
+            name=args.name,
+            script=args.script,
+            starts_on=starts_on,
+            ends_on=ends_on,
+            agent_id=args.agent,
+            team_id=args.team,
+        )
+        print(f"call list {campaign.id} {campaign.name!r} created")
+        return await added(campaign, contacts) if contacts else 0
+
+    async def load() -> int:
+        campaign = await Campaign.get_or_none(id=args.id)
+        if campaign is None:
+            raise lists.CampaignError(f"no call list {args.id}")
+        try:
+            text = importing.decode(await asyncio.to_thread(Path(args.file).read_bytes))
+        except OSError as exc:
+            raise lists.CampaignError(f"cannot read {args.file}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise lists.CampaignError(str(exc)) from exc
+        contacts, errors = importing.parse(text, region)
+        for error in errors:
+            print(f"frontdesk: {error.text(Language.EN)}", file=sys.stderr)
+        await added(campaign, contacts)
+        return 2 if errors else 0
+
+    async def show() -> int:
+        campaign = await Campaign.get_or_none(id=args.id).select_related("subscriber")
+        if campaign is None:
+            raise lists.CampaignError(f"no call list {args.id}")
+        c = await work.counters(campaign.id)
+        print(
+            f"{campaign.id}\t{campaign.name}\t{campaign.subscriber.name}"
+            f"\t{campaign.starts_on}..{campaign.ends_on}"
+        )
+        print(
+            f"in_progress={c.in_progress}\tunanswered={c.unanswered}\tpending={c.pending}"
+            f"\tdone={c.done}\trefused={c.refused}\ttotal={c.total}"
+        )
+        entries = CampaignEntry.filter(campaign_id=campaign.id).select_related("agent__user")
+        for e in await entries.order_by("position"):
+            who = e.agent.user.name if e.agent is not None else "-"
+            print(
+                f"{e.position}\t{e.name}\t{e.number}\t{e.status.value}\t{e.outcome or '-'}"
+                f"\tcalls={e.attempts}\t{who}"
+            )
+        return 0
+
+    actions = {"add": add, "import": load, "show": show}
+    try:
+        return await _with_db(settings, actions[args.action])
+    except lists.CampaignError as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 2
+
+
+async def cmd_schedule(settings: Settings, args: argparse.Namespace) -> int:
+    """Office hours: weekly periods, holidays, closures; the gateway switches at boundaries."""
+    from datetime import date
+
+    from gateway.schedule import admin as schedules
+
+    async def set_() -> int:
+        periods = [schedules.parse_period(w, schedules.WEEKDAYS) for w in args.weekdays or []]
+        periods += [schedules.parse_period(p) for p in args.period or []]
+        await schedules.set_schedule(
+            args.subscriber, periods, args.default, args.holidays or "", args.announce
+        )
+        print("\n".join(await schedules.show(args.subscriber)))
+        return 0
+
+    async def close() -> int:
+        try:
+            first, last = date.fromisoformat(args.start), date.fromisoformat(args.end)
+        except ValueError as exc:
+            raise schedules.ScheduleError(f"--from/--to: YYYY-MM-DD ({exc})") from exc
+        await schedules.close(args.subscriber, first, last, args.note)
+        print(f"subscriber {args.subscriber}: closed {first}..{last}")
+        return 0
+
+    async def show() -> int:
+        print("\n".join(await schedules.show(args.subscriber)))
+        return 0
+
+    try:
+        return await _with_db(settings, {"set": set_, "close": close, "show": show}[args.action])
+    except schedules.ScheduleError as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 2
+
+
+async def cmd_desk(settings: Settings, args: argparse.Namespace) -> int:
+    """`desk link --subscriber ID`: a fresh magic link to the subscriber's web desk."""
+    from gateway.web.links import issue_link
+    from models.db import Subscriber
+
+    async def link() -> int:
+        if not await Subscriber.exists(id=args.subscriber):
+            print(f"frontdesk: no subscriber {args.subscriber}", file=sys.stderr)
+            return 2
+        base = settings.web.base_url or f"http://127.0.0.1:{settings.http.port}"
+        print(await issue_link(args.subscriber, base, settings.web.link_minutes))
+        return 0
+
+    return await _with_db(settings, link)
 
 
 async def cmd_message(settings: Settings, args: argparse.Namespace) -> int:
@@ -478,6 +617,66 @@ def parser() -> argparse.ArgumentParser:
     admin_add.add_argument("--name", required=True)
     admin_add.add_argument("--language", choices=LANGUAGES)
 
+    campaign = with_config("campaign", "call lists worked by agents from Telegram (/campaigns)")
+    campaigns = campaign.add_subparsers(dest="action", required=True)
+    campaign_add = campaigns.add_parser(
+        "add", help="make a call list (contacts: --contact or import)", parents=[late_config]
+    )
+    campaign_add.add_argument("--subscriber", type=int, required=True, help="subscriber id")
+    campaign_add.add_argument("--name", required=True)
+    campaign_add.add_argument("--script", default="", help="what the agent reads")
+    campaign_add.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD")
+    campaign_add.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD")
+    worker = campaign_add.add_mutually_exclusive_group(required=True)
+    worker.add_argument("--agent", type=int, help="the staff id of who works it")
+    worker.add_argument("--team", type=int, help="the team id whose agents work it")
+    campaign_add.add_argument(
+        "--contact", action="append", help='"name,number" (repeatable), as a CSV line'
+    )
+    campaign_import = campaigns.add_parser(
+        "import", help="add contacts from a CSV file (name,number)", parents=[late_config]
+    )
+    campaign_import.add_argument("id", type=int, help="call list id")
+    campaign_import.add_argument("file", help="CSV file, UTF-8; a header row is optional")
+    campaign_show = campaigns.add_parser(
+        "show", help="a call list's counters and contacts", parents=[late_config]
+    )
+    campaign_show.add_argument("id", type=int, help="call list id")
+
+    schedule = with_config("schedule", "office hours that switch the scenario by themselves")
+    schedule_actions = schedule.add_subparsers(dest="action", required=True)
+    schedule_set = schedule_actions.add_parser(
+        "set", help="set weekly periods (replacing them), default, holidays", parents=[late_config]
+    )
+    schedule_set.add_argument("--subscriber", type=int, required=True, help="subscriber id")
+    schedule_set.add_argument(
+        "--weekdays", action="append", help="Monday-Friday HH:MM-HH:MM=scenario (repeatable)"
+    )
+    schedule_set.add_argument(
+        "--period", action="append", help='"sat 10:00-13:00=agent", "mon,wed 14:00-18:00=voicemail"'
+    )
+    schedule_set.add_argument("--default", default="closed", help="outside periods (closed)")
+    schedule_set.add_argument("--holidays", help="country code for public holidays, e.g. GR")
+    schedule_set.add_argument("--announce", action="store_true", help="tell them of each switch")
+    schedule_close = schedule_actions.add_parser(
+        "close", help="one-off closed days (inclusive)", parents=[late_config]
+    )
+    schedule_close.add_argument("--subscriber", type=int, required=True, help="subscriber id")
+    schedule_close.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD")
+    schedule_close.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD")
+    schedule_close.add_argument("--note", default="", help="why (shown to the subscriber)")
+    schedule_show = schedule_actions.add_parser(
+        "show", help="the schedule, what is due, recent switches", parents=[late_config]
+    )
+    schedule_show.add_argument("--subscriber", type=int, required=True, help="subscriber id")
+
+    desk = with_config("desk", "the subscribers' web desk")
+    desk_actions = desk.add_subparsers(dest="action", required=True)
+    desk_link = desk_actions.add_parser(
+        "link", help="print a fresh single-use login link", parents=[late_config]
+    )
+    desk_link.add_argument("--subscriber", type=int, required=True, help="subscriber id")
+
     message = with_config("message", "queue a message taken for a subscriber")
     message.add_argument("id", type=int, help="subscriber id")
     message.add_argument("--text", required=True)
@@ -520,6 +719,9 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "agent": cmd_agent,
     "admin": cmd_admin,
     "international": cmd_international,
+    "campaign": cmd_campaign,
+    "schedule": cmd_schedule,
+    "desk": cmd_desk,
 }
 
 

@@ -16,7 +16,18 @@ from typing import Any
 
 from telegram.ext import Application
 
-from bot import admin, console, handlers, policy, reports, staff, staff_calls, staff_desk
+from bot import (
+    admin,
+    console,
+    desk_link,
+    handlers,
+    policy,
+    reports,
+    staff,
+    staff_calls,
+    staff_desk,
+)
+from bot import campaigns as campaign_buttons
 from bot.menus import publish_menus
 from bot.updates import OnePerChat
 from bot.webhook import TelegramWebhook
@@ -90,6 +101,8 @@ class Runtime:
         # Taking messages and tasks: card, exchange and task buttons, /task, /tasks, and
         # a staff member's typed answers (offered to the desk before the command desk).
         staff_desk.install(self.application, self.gateway.conversations, self.gateway.tasks)
+        # Call lists: /campaigns and their Next / Previous / outcome buttons.
+        campaign_buttons.install(self.application, self.gateway.campaigns)
         # The admins' menus: /admin, its buttons, and typed answers to an open form.
         admin.install(self.application, self.gateway.admin)
         # The console of calls: /console and its buttons (directors and admins).
@@ -104,6 +117,9 @@ class Runtime:
         # Statistics and usage: /stats, /usage (CSV), /report (PDF) for directors and admins.
         self.reports = ReportDesk(settings.locale.default_timezone, settings.reports.font)
         reports.install(self.application, self.reports)
+        # /desk: a magic link to the subscriber's web desk (when it is on).
+        if self.gateway.desk_web is not None:
+            desk_link.install(self.application, self.gateway.desk_web.links)
         handlers.install(self.application, self.desk)
         self.application.add_error_handler(handlers.on_error)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -37,7 +38,7 @@ from typing import Any, Protocol
 
 from bot.runtime import Runtime
 from demo import admin as admins
-from demo import channels, control, desk, media, pbx
+from demo import channels, control, desk, media, office, pbx
 from demo.report import build_report, print_timeline
 from gateway.control import admin
 from models.database import migrate
@@ -168,7 +169,9 @@ def demo_settings(workdir: Path, bot: BotApiServer) -> Settings:
         base_file_url=bot.base_file_url,
         poll_timeout=1.0,
     )
-    return with_section(s, "http", port=0)
+    s = with_section(s, "http", port=0)
+    # The web desk is on: its cookies are signed with a key made for this run.
+    return with_section(s, "web", session_secret=secrets.token_urlsafe(32))
 
 
 def _sent_to(chat: str, call: Call) -> bool:
@@ -293,6 +296,7 @@ async def run_demo(
                 # The operator desk (demo/desk.py): only the sandbox plays the agents' phones.
                 seen = None
                 admin_seen = None
+                office_seen: dict[str, Any] = {}
                 if isinstance(side, SandboxPbx):
                     ru = SUBSCRIBERS[1]
                     seen = await desk.desk_day(runtime, bot, side.ami, ru.name, ru.ddi, CALLERS[1])
@@ -305,6 +309,14 @@ async def run_demo(
                 report.update(await control.control_report())
                 report.update(await desk.desk_report(seen))
                 report.update(await admins.admin_report(admin_seen))
+                if isinstance(side, SandboxPbx):
+                    # Office hours, a reminder and the web desk (demo/office.py), after the
+                    # day's report: what they add is reported in their own section.
+                    el = SUBSCRIBERS[0]
+                    office_seen = await office.office_report(
+                        runtime, side.ami, smsc, el.name, el.ddi
+                    )
+                report.update(office_seen)
                 report["sandbox"] = {
                     "emails": len(smtp.messages),
                     "sms": len(smsc.messages),
@@ -317,6 +329,7 @@ async def run_demo(
     print_timeline(report)
     desk.print_desk(report)
     admins.print_admin(report)
+    office.print_office(report)
     if report_path:
         text = json.dumps(report, ensure_ascii=False, indent=2)
         await asyncio.to_thread(Path(report_path).write_text, text, "utf-8")
@@ -334,6 +347,7 @@ def report_ok(report: dict[str, Any]) -> bool:
     if "pbx" not in report:  # the desk's part of the day is played on the sandbox only
         problems += desk.check_desk(report)
         problems += admins.check_admin(report)
+        problems += office.check_office(report)
     # What reached the PBX: the sandbox's action log, or the real PBX's own state.
     problems += pbx.check_pbx(report) if "pbx" in report else control.check_ami_actions(report)
     if sorted(d["subscriber"] for d in told) != sorted(missed) or any(

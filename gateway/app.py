@@ -27,6 +27,7 @@ from gateway.admin.usage import CHECK_EVERY, MonthlyUsage
 from gateway.calls import restore
 from gateway.calls.router import Router
 from gateway.calls.tracker import CallTracker
+from gateway.campaigns.desk import CampaignDesk
 from gateway.control.inbound import InboundDesk
 from gateway.control.lines import Control
 from gateway.delivery.notices import Notices
@@ -42,7 +43,11 @@ from gateway.pbx.client import AmiClient, PbxRun
 from gateway.pbx.errors import PbxUnavailable
 from gateway.pbx.translate import AmiTranslator
 from gateway.pbx.wire import Frame
+from gateway.reminders.desk import ROUND_EVERY, Reminders
+from gateway.reminders.inbound import ReminderInbound
 from gateway.renderers import RENDERERS
+from gateway.schedule.switcher import ROUND_EVERY as SCHEDULE_EVERY
+from gateway.schedule.switcher import Switcher
 from gateway.staff.cards import CardDesk
 from gateway.staff.conversation import Conversations
 from gateway.staff.monitor import Monitor
@@ -52,6 +57,7 @@ from gateway.staff.transfer import Transfers
 from gateway.supervise import LoopReport, Supervisor, database_unavailable, repeat
 from gateway.voicemail.spool import VoicemailDesk
 from gateway.voicemail.transcription import Transcriber
+from gateway.web.app import WebDesk
 from models.db import Delivery, DeliveryStatus, Notification
 from models.events import CallFinished, CallSnapshot, VoicemailWaiting
 from models.settings import Settings
@@ -102,7 +108,15 @@ class Gateway:
         self.notices = Notices(
             self.notifiers.keys(), settings.routing, on_new=self.outbox.wake, renderers=RENDERERS
         )
-        self.inbound = InboundDesk(self.notices)
+        # Day-before reminders to end customers; their replies are taken before the desk's.
+        self.reminders = Reminders(
+            self.notices,
+            settings.reminders,
+            self.notifiers.keys(),
+            settings.locale.default_region,
+            on_new=self.outbox.wake,
+        )
+        self.inbound: InboundDesk = ReminderInbound(self.notices, self.reminders)
         self.transcriber = Transcriber(settings.transcription)
         self.voicemail = VoicemailDesk(
             settings.voicemail, self.notices, self.transcriber, settings.locale.default_region
@@ -143,12 +157,16 @@ class Gateway:
         # the guided exchanges in which staff take messages and make tasks.
         self.tasks = Tasks(self.pbx, on_new=self.outbox.wake, region=settings.locale.default_region)
         self.conversations = Conversations(self.notices, self.tasks, settings.locale.default_region)
+        # Call lists worked from the agents' chats (Next: Originate agent first, as tasks).
+        self.campaigns = CampaignDesk(self.pbx, region=settings.locale.default_region)
         self.control = Control(
             self.pbx,
             ringing=lambda: self.tracker.calls.values(),
             on_moved=self.tracker.moved,
             region=settings.locale.default_region,
         )
+        # Office-hours schedules switch scenarios through the same Control as commands.
+        self.schedule = Switcher(self.control, self.notices)
         # The admins' menus: every subscriber or DDI change goes to AstDB at once.
         self.admin = AdminDesk(
             self.control.push_lines,
@@ -185,6 +203,18 @@ class Gateway:
         self.web = build_app(
             self.health, self.on_report, settings.fax, self.faxes.on_fax, metrics=self.metrics.page
         )
+        # The subscribers' web desk (/desk), on when web.session_secret is set.
+        self.desk_web: WebDesk | None = None
+        if settings.web.session_secret:
+            self.desk_web = WebDesk(
+                settings.web,
+                self.control,
+                self.notices,
+                self.web_base_url,
+                settings.locale.default_region,
+                settings.locale.default_language,
+            )
+            self.desk_web.install(self.web)
         self._runner: web.AppRunner | None = None
         # Told of every call snapshot once it is routed (the demo and tests wait on these).
         self.observers: list[Callable[[CallSnapshot], None]] = [self.metrics.routed]
@@ -204,6 +234,11 @@ class Gateway:
 
     def add_notifier(self, notifier: Notifier) -> None:
         self.notifiers[notifier.channel] = notifier
+
+    def web_base_url(self) -> str:
+        """Where the web desk's links point: web.base_url, else this gateway's own port."""
+        port = self.http_port or self.settings.http.port
+        return self.settings.web.base_url or f"http://127.0.0.1:{port}"
 
     async def _links(self) -> dict[str, str]:
         """The health probe of the links: AMI logged in, the SMSC bound (when configured)."""
@@ -330,10 +365,11 @@ class Gateway:
         ended = self.tracker.reconcile(live, before, {lid: end for lid, (_, end) in ends.items()})
         await self._prune_journal(ends)
         log.info(
-            "AMI %s: %d call(s) tracked, %d ended as gone from the PBX",
+            "AMI %s: %d call(s) tracked, %d ended as gone from the PBX (%d ends journalled)",
             _describe(run),
             len(before),
             ended,
+            len(ends),
         )
         return ended
 
@@ -398,6 +434,11 @@ class Gateway:
         if self.ami.connected.is_set():  # else the reconnect re-asserts AstDB anyway
             await self.control.revert_due(datetime.now(UTC))
 
+    async def _schedule_round(self) -> None:
+        """Office hours switch the scenario at their boundaries (gateway/schedule)."""
+        if self.ami.connected.is_set():  # else the reconnect re-asserts; switched after
+            await self.schedule.round(self.schedule.clock())
+
     async def _expire(self) -> None:
         self.tracker.expire(max_idle=4 * 3600)
 
@@ -450,6 +491,23 @@ class Gateway:
         )
         sup.start("revert", lambda: repeat(report("revert"), lead(self._revert_due), poll))
         sup.start("tasks", lambda: repeat(report("tasks"), lead(self.tasks.due), poll))
+        sup.start(
+            "schedule",
+            lambda: repeat(
+                report("schedule"),
+                lead(self._schedule_round),
+                lambda: asyncio.sleep(SCHEDULE_EVERY),
+            ),
+        )
+        if self.settings.reminders.enabled:
+            sup.start(
+                "reminders",
+                lambda: repeat(
+                    report("reminders"),
+                    lead(self.reminders.tick),
+                    lambda: asyncio.sleep(ROUND_EVERY),
+                ),
+            )
         sup.start("router", self._route_forever)
         monitor = self.incidents
         sup.start("health", lambda: repeat(report("health"), lead(monitor.check), monitor.pause))

@@ -178,6 +178,8 @@ class Call(Model):
 
     class Meta:
         table = "call"
+        # The web desk's calls page: one subscriber's calls, newest first (0009_web).
+        indexes = (("subscriber_id", "started_at"),)
 
 
 class RoutingPreference(Model):
@@ -345,6 +347,10 @@ class Appointment(Model):
     note = fields.TextField(default="")
     uid = fields.CharField(max_length=100, unique=True)  # the iCalendar UID
     created_at = fields.DatetimeField(auto_now_add=True)
+    # The end customer's mobile (E.164) and language, when known: the day-before reminder
+    # (gateway/reminders) goes there; "" for none (no reminder) or the subscriber's language.
+    phone = fields.CharField(max_length=32, default="", db_default="")
+    lang = fields.CharField(max_length=8, default="", db_default="")
 
     class Meta:
         table = "appointment"

@@ -259,6 +259,30 @@ class ReportsSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    # The subscriber's web desk (/desk): off unless session_secret is set (signs the
+    # session cookie; FRONTDESK__WEB__SESSION_SECRET). base_url: where magic links point;
+    # empty: http://127.0.0.1:<http.port>.
+    base_url: str = ""
+    session_secret: str = ""
+    session_hours: int = 12
+    link_minutes: int = 15
+    link_requests_per_hour: int = 5
+
+
+@dataclass(frozen=True)
+class ReminderSettings:
+    # Appointments with an end customer's mobile get an SMS the day before at this hour
+    # (0-23, the subscriber's local time); a reply 1/2 (yes/no) confirms or cancels.
+    enabled: bool = True
+    hour: int = 18
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.hour <= 23:
+            raise ConfigError("config key reminders.hour: must be between 0 and 23")
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
@@ -277,6 +301,8 @@ class Settings:
     mail_in: MailInSettings = field(default_factory=MailInSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     reports: ReportsSettings = field(default_factory=ReportsSettings)
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
     def secrets(self) -> list[tuple[str, str]]:
         """(section, value) of every secret configured: the log redaction hides them

@@ -46,7 +46,7 @@ from models.db import (
     User,
     Voicemail,
 )
-from models.phone import InvalidNumber, to_e164
+from models.phone import InvalidNumber, caller_e164, to_e164
 from models.vocab import Channel, Kind, Language, Scenario
 
 log = logging.getLogger(__name__)
@@ -291,8 +291,8 @@ class CommandDesk:
                 return await self._set_scenario(lang, s, Scenario(name), until)
             case cmd.Forward(number=number):
                 return await self._forward(lang, s, number)
-            case cmd.Book(start=start, name=name, note=note):
-                return await self._book(actor, s, start, name, note, now)
+            case cmd.Book(start=start, name=name, note=note, phone=phone):
+                return await self._book(actor, s, start, name, note, now, phone)
             case cmd.Diary(day=on):
                 return Outcome(await self._diary(lang, s, on))
             case cmd.Calls():
@@ -323,7 +323,8 @@ class CommandDesk:
             case cmd.BookSlot(call_id=call_id, start=start):
                 call = await Call.get(id=call_id)
                 name = call.caller_name or call.caller_number or "?"
-                return await self._book(actor, s, start, name, call.caller_number, now)
+                number = call.caller_number
+                return await self._book(actor, s, start, name, number, now, number)
             case cmd.Unknown(suggestion=suggestion):
                 return Outcome(
                     tr(lang, "Not understood. Did you mean: {command}?", command=suggestion),
@@ -364,11 +365,22 @@ class CommandDesk:
         return Outcome(tr(lang, "Calls will be forwarded to {number}.", number=e164))
 
     async def _book(
-        self, actor: Actor, s: Subscriber, start: datetime, name: str, note: str, now: datetime
+        self,
+        actor: Actor,
+        s: Subscriber,
+        start: datetime,
+        name: str,
+        note: str,
+        now: datetime,
+        phone: str = "",
     ) -> Outcome:
         lang = actor.lang
+        mobile = (caller_e164(phone, self._region) or "") if phone else ""
+        if phone and not mobile:
+            reply = tr(lang, "That is not a phone number: {number}", number=phone)
+            return Outcome(reply, audit.REFUSED)
         try:
-            appointment = await diary.book(s, start, name, note, now=now)
+            appointment = await diary.book(s, start, name, note, now=now, phone=mobile)
         except diary.Overlap as exc:
             free = ", ".join(local_time(lang, s.timezone, t) for t in exc.free)
             return Outcome(

@@ -85,6 +85,7 @@ class Book(Command):
     start: datetime  # aware, in the subscriber's zone
     name: str
     note: str
+    phone: str = ""  # the end customer's, as typed (the web desk's form): their reminder
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ from gateway.delivery.attachments import inline
 from gateway.delivery.notices import NewNotification
 from gateway.diary.render import AppointmentPayload
 from models.db import Appointment, Subscriber, Urgency
-from models.vocab import Kind
+from models.schedule import WeekPlan, load_plan
+from models.vocab import Kind, Scenario
 
-# These will become per-subscriber settings; until then every diary is the same.
+# Bookable hours are the subscriber's schedule's `agent` stretches (models/schedule.py);
+# a subscriber without a schedule has WORKDAY_START-WORKDAY_END every day.
 DEFAULT_LENGTH = timedelta(minutes=30)
 WORKDAY_START = time(9, 0)  # local wall clock, inclusive
 WORKDAY_END = time(18, 0)  # local wall clock: an appointment may end exactly then
@@ -72,8 +74,27 @@ def _local(on: date, at: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(on, at, tzinfo=zone).astimezone(UTC)
 
 
-def _workday(on: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    return _local(on, WORKDAY_START, zone), _local(on, WORKDAY_END, zone)
+def _workday(on: date, zone: ZoneInfo, plan: WeekPlan | None) -> list[tuple[datetime, datetime]]:
+    """The bookable windows (UTC) of a local day, in order: the schedule's `agent`
+    stretches (wall-clock minutes, so DST moves nothing), else the fixed working day."""
+    if plan is None:
+        return [(_local(on, WORKDAY_START, zone), _local(on, WORKDAY_END, zone))]
+    midnight = datetime.combine(on, time(0), tzinfo=zone)  # wall-clock arithmetic below
+    return [
+        (
+            (midnight + timedelta(minutes=a)).astimezone(UTC),
+            (midnight + timedelta(minutes=b)).astimezone(UTC),
+        )
+        for a, b in plan.windows(on, Scenario.AGENT)
+    ]
+
+
+def _closing(at: datetime, zone: ZoneInfo, plan: WeekPlan | None) -> datetime | None:
+    """The end of the bookable window `at` falls in; None outside every window."""
+    for opening, closing in _workday(at.astimezone(zone).date(), zone, plan):
+        if opening <= at < closing:
+            return closing
+    return None
 
 
 def _overlaps(start: datetime, end: datetime, busy: Iterable[tuple[datetime, datetime]]) -> bool:
@@ -81,25 +102,26 @@ def _overlaps(start: datetime, end: datetime, busy: Iterable[tuple[datetime, dat
     return any(b_start < end and start < b_end for b_start, b_end in busy)
 
 
-def _grid(on: date, zone: ZoneInfo) -> list[datetime]:
-    """Candidate starts (UTC) of a local working day, every SLOT_STEP from opening."""
-    opening, closing = _workday(on, zone)
-    starts, at = [], opening
-    while at < closing:
-        starts.append(at)
-        at += SLOT_STEP
+def _grid(on: date, zone: ZoneInfo, plan: WeekPlan | None) -> list[datetime]:
+    """Candidate starts (UTC) of a local working day, every SLOT_STEP from each opening."""
+    starts: list[datetime] = []
+    for opening, closing in _workday(on, zone, plan):
+        at = opening
+        while at < closing:
+            starts.append(at)
+            at += SLOT_STEP
     return starts
 
 
-def _candidates(start: datetime, zone: ZoneInfo) -> Iterator[datetime]:
+def _candidates(start: datetime, zone: ZoneInfo, plan: WeekPlan | None) -> Iterator[datetime]:
     """Alternatives in the order a receptionist offers them: later the same day, then earlier
     the same day (nearest first), then the following days from opening time."""
     requested_day = start.astimezone(zone).date()
-    grid = _grid(requested_day, zone)
+    grid = _grid(requested_day, zone, plan)
     yield from (at for at in grid if at > start)
     yield from (at for at in reversed(grid) if at < start)
     for offset in range(1, SEARCH_DAYS + 1):
-        yield from _grid(requested_day + timedelta(days=offset), zone)
+        yield from _grid(requested_day + timedelta(days=offset), zone, plan)
 
 
 def _free_slots(
@@ -109,16 +131,17 @@ def _free_slots(
     zone: ZoneInfo,
     now: datetime,
     limit: int = FREE_SLOTS,
+    plan: WeekPlan | None = None,
 ) -> list[datetime]:
     """Up to `limit` free starts near `start` (aware, in `zone`), none in the past, none
     outside working hours, none overlapping `busy` nor each other."""
     found: list[tuple[datetime, datetime]] = []
-    for candidate in _candidates(start, zone):
+    for candidate in _candidates(start, zone, plan):
         if len(found) == limit:
             break
         end = candidate + length
-        closing = _workday(candidate.astimezone(zone).date(), zone)[1]
-        if candidate < now or end > closing:
+        closing = _closing(candidate, zone, plan)
+        if candidate < now or closing is None or end > closing:
             continue
         if _overlaps(candidate, end, busy) or _overlaps(candidate, end, found):
             continue
@@ -126,14 +149,18 @@ def _free_slots(
     return [slot.astimezone(zone) for slot, _ in found]
 
 
-def _check_bookable(start: datetime, end: datetime, zone: ZoneInfo, now: datetime) -> None:
+def _check_bookable(
+    start: datetime, end: datetime, zone: ZoneInfo, now: datetime, plan: WeekPlan | None = None
+) -> None:
     if start < now:
         raise InThePast("that time has already passed")
-    opening, closing = _workday(start.astimezone(zone).date(), zone)
-    if start < opening or end > closing:
-        raise OutsideWorkingHours(
-            f"outside working hours ({WORKDAY_START:%H:%M}-{WORKDAY_END:%H:%M})"
+    closing = _closing(start, zone, plan)
+    if closing is None or end > closing:
+        hours = ", ".join(
+            f"{a.astimezone(zone):%H:%M}-{b.astimezone(zone):%H:%M}"
+            for a, b in _workday(start.astimezone(zone).date(), zone, plan)
         )
+        raise OutsideWorkingHours(f"outside working hours ({hours or 'closed that day'})")
 
 
 async def _busy(subscriber: Subscriber, since: datetime, until: datetime) -> list[Appointment]:
@@ -155,8 +182,11 @@ async def book(
     length: timedelta = DEFAULT_LENGTH,
     *,
     now: datetime | None = None,
+    phone: str = "",
+    lang: str = "",
 ) -> Appointment:
-    """Book [start, start + length) in the subscriber's diary.
+    """Book [start, start + length) in the subscriber's diary. `phone` and `lang`: the end
+    customer's mobile (E.164) and language, when known, for the day-before reminder.
 
     Raises InThePast or OutsideWorkingHours (both DiaryError) for a time that cannot be
     booked, and Overlap, with the nearest free alternatives, when it collides with a booking.
@@ -182,7 +212,8 @@ async def book(
     zone = ZoneInfo(subscriber.timezone)
     start = start.astimezone(UTC).replace(second=0, microsecond=0)
     end = start + length
-    _check_bookable(start, end, zone, moment)
+    plan = await load_plan(subscriber.id)  # the schedule's agent hours, if it has one
+    _check_bookable(start, end, zone, moment, plan)
 
     async with in_transaction():
         # The subscriber's row locked: bookings for one subscriber go one at a time
@@ -194,7 +225,7 @@ async def book(
             busy = [
                 (a.starts_at, a.ends_at) for a in await _busy(subscriber, day_start, window_end)
             ]
-            raise Overlap(_free_slots(start, length, busy, zone, moment))
+            raise Overlap(_free_slots(start, length, busy, zone, moment, plan=plan))
         return await Appointment.create(
             subscriber=subscriber,
             starts_at=start,
@@ -202,6 +233,8 @@ async def book(
             name=name,
             note=note,
             uid=f"{uuid.uuid4()}@{UID_DOMAIN}",
+            phone=phone,
+            lang=lang,
         )
 
 
@@ -293,7 +326,8 @@ async def free_slots(
     since = _local(near.astimezone(zone).date(), time(0), zone)
     busy = await _busy(subscriber, since, since + timedelta(days=SEARCH_DAYS + 1))
     intervals = [(a.starts_at, a.ends_at) for a in busy]
-    return _free_slots(max(near, current), length, intervals, zone, current, limit)
+    plan = await load_plan(subscriber.id)
+    return _free_slots(max(near, current), length, intervals, zone, current, limit, plan)
 
 
 def confirmation(appointment: Appointment, subscriber: Subscriber) -> NewNotification:
@@ -314,3 +348,47 @@ def confirmation(appointment: Appointment, subscriber: Subscriber) -> NewNotific
         Urgency.NORMAL,
         payload.to_json(),
     )
+
+
+async def move(
+    subscriber: Subscriber,
+    appointment_id: int,
+    start: datetime,
+    *,
+    now: datetime | None = None,
+) -> Appointment:
+    """Move one of the subscriber's appointments to `start`, keeping its length, by book()'s
+    rules (InThePast, OutsideWorkingHours, Overlap with alternatives; it never collides with
+    itself). LookupError when the subscriber has no such appointment."""
+    _require_aware(start, "start")
+    moment = _now(now)
+    zone = ZoneInfo(subscriber.timezone)
+    start = start.astimezone(UTC).replace(second=0, microsecond=0)
+    async with in_transaction():
+        # The same lock as book(): one subscriber's diary changes go one at a time.
+        await Subscriber.filter(id=subscriber.id).select_for_update().only("id")
+        found = await Appointment.get_or_none(id=appointment_id, subscriber_id=subscriber.id)
+        if found is None:
+            raise LookupError(f"no appointment {appointment_id} for this subscriber")
+        length = found.ends_at - found.starts_at
+        end = start + length
+        plan = await load_plan(subscriber.id)
+        _check_bookable(start, end, zone, moment, plan)
+        if [a for a in await _busy(subscriber, start, end) if a.id != found.id]:
+            day_start = _local(start.astimezone(zone).date(), time(0), zone)
+            window_end = day_start + timedelta(days=SEARCH_DAYS + 2)
+            busy = [
+                (a.starts_at, a.ends_at)
+                for a in await _busy(subscriber, day_start, window_end)
+                if a.id != found.id
+            ]
+            raise Overlap(_free_slots(start, length, busy, zone, moment, plan=plan))
+        found.starts_at, found.ends_at = start, end
+        await found.save(update_fields=["starts_at", "ends_at"])
+        return found
+
+
+async def cancel(subscriber: Subscriber, appointment_id: int) -> bool:
+    """Remove one of the subscriber's appointments; False when it has no such one."""
+    removed = await Appointment.filter(id=appointment_id, subscriber_id=subscriber.id).delete()
+    return bool(removed)

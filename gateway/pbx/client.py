@@ -78,7 +78,9 @@ class AmiClient:
         self._clock = time.time
         self._booted_at: float | None = None  # Asterisk's start, by our clock, last we heard
         self._run: asyncio.Future[PbxRun] | None = None  # this connection's FullyBooted
-        self._login_events = consuming  # whether this connection's login asked for events
+        # Whether this connection's login asked for system events (FullyBooted): a
+        # standby's login does (STANDBY_EVENTS), an AMI user without them gets none.
+        self._login_events = True
 
     def next_backoff(self) -> float:
         delay = self._backoff
@@ -160,10 +162,10 @@ class AmiClient:
             self.settings.username,
         )
         self._backoff = self.settings.reconnect_min
-        self._login_events = manager.login_events == "on"
+        self._login_events = manager.login_events in ("on", STANDBY_EVENTS)
         manager.forget_unanswered()  # never replay an action to a channel name of old
         self.connected.set()
-        task = asyncio.ensure_future(self._after_login(self._login_events))
+        task = asyncio.ensure_future(self._after_login(manager.login_events == "on"))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 

@@ -319,7 +319,8 @@ class Tasks:
         """The scheduled call: the agent's own phone rings first, then the customer."""
         if not task.caller_number:
             return Reply(toast=tr(lang, NO_NUMBER))
-        if not agent.interface or self._pbx is None:
+        interface = agent.interface
+        if not interface or self._pbx is None:
             return Reply(toast=tr(lang, NO_INTERFACE))
         try:  # the customer is the far end: the subscriber's outbound policy applies
             number_class = policy.check(subscriber, task.caller_number, self._region)
@@ -329,15 +330,8 @@ class Tasks:
             await policy.audit_refusal(Channel.TELEGRAM, chat, subscriber, what, exc)
             text = policy.refusal(lang, exc)
             return Reply(text=text, toast=text[:200], refused=True)
-        ddi = await Ddi.filter(subscriber=subscriber).order_by("id").first()
         try:
-            await self._pbx.originate_agent_first(
-                agent.interface,
-                task.caller_number,
-                CALL_CONTEXT,
-                subscriber.name,
-                ddi.number if ddi else "",
-            )
+            ddi = await ring_agent_first(self._pbx, interface, subscriber, task.caller_number)
         except PbxUnavailable as exc:
             log.warning("task %s: the call could not be placed: %s", task.id, exc)
             return Reply(toast=tr(lang, UNREACHABLE))
@@ -345,18 +339,7 @@ class Tasks:
             task.called_at = now
             await task.save(update_fields=["called_at"])
             await Call.filter(linkedid=f"task:{task.id}", status=CallStatus.SCHEDULED).delete()
-            # Placed: an outgoing call of this agent's in the console (not followed further).
-            await Call.create(
-                linkedid=f"out:{uuid.uuid4().hex}",
-                ddi=ddi.number if ddi else "",
-                subscriber=subscriber,
-                caller_number=task.caller_number,
-                caller_name=task.caller_name,
-                status=CallStatus.SCHEDULED,
-                direction=CallDirection.OUTBOUND,
-                answered_by=agent.interface,
-                started_at=now,
-            )
+            await placed_call(agent, subscriber, ddi, task.caller_number, task.caller_name, now)
         await policy.placed(subscriber, task.caller_number, number_class, policy.TASK)
         log.info("task %s: call to %s placed from %s", task.id, task.caller_number, agent.interface)
         return Reply(
@@ -403,3 +386,30 @@ def task_buttons(lang: str, task: Task) -> tuple[tuple[tuple[str, str], ...], ..
         )
     )
     return tuple(rows)
+
+
+async def ring_agent_first(pbx: Pbx, interface: str, subscriber: Subscriber, number: str) -> str:
+    """Originate: the agent's phone (`interface`) first, then `number`, shown the
+    subscriber's first DDI (returned; "" without one). Raises PbxUnavailable as `Pbx` does."""
+    ddi = await Ddi.filter(subscriber=subscriber).order_by("id").first()
+    shown = ddi.number if ddi else ""
+    await pbx.originate_agent_first(interface, number, CALL_CONTEXT, subscriber.name, shown)
+    return shown
+
+
+async def placed_call(
+    agent: Agent, subscriber: Subscriber, ddi: str, number: str, name: str, now: datetime
+) -> None:
+    """A call placed for an agent, as an outgoing call of theirs in the console (not
+    followed further)."""
+    await Call.create(
+        linkedid=f"out:{uuid.uuid4().hex}",
+        ddi=ddi,
+        subscriber=subscriber,
+        caller_number=number,
+        caller_name=name[:200],
+        status=CallStatus.SCHEDULED,
+        direction=CallDirection.OUTBOUND,
+        answered_by=agent.interface,
+        started_at=now,
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir, extract_from_file
 from babel.messages.pofile import read_po
+from jinja2.ext import babel_extract
 
 from locales import LANGUAGES, catalogue_path, tr
 
@@ -38,7 +39,26 @@ def used_msgids() -> frozenset[str]:
         "python", ROOT / "main.py", KEYWORDS, options=OPTIONS
     ):
         found.add(message)
+    return frozenset(found | template_msgids())
+
+
+@functools.cache
+def template_msgids() -> frozenset[str]:
+    """The literal msgids of `_("...")` calls in the web desk's Jinja2 templates (Jinja2's
+    own Babel extractor)."""
+    found: set[str] = set()
+    for template in sorted((ROOT / "gateway" / "web" / "templates").glob("*.html")):
+        with template.open("rb") as f:
+            for _, _, message, _ in babel_extract(f, ("_",), [], {}):
+                # With keyword parameters it is a tuple: (msgid, None per parameter).
+                msgid = message[0] if isinstance(message, tuple) else message
+                if isinstance(msgid, str):
+                    found.add(msgid)
     return frozenset(found)
+
+
+def test_templates_use_messages() -> None:
+    assert {"Log out", "Calls", "Page {number}"} <= template_msgids()
 
 
 def placeholders(text: str) -> set[str]:

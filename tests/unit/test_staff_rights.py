@@ -183,6 +183,9 @@ REPORTS = (
     "test_stats_usage_and_report_are_for_directors_and_admins_only_and_audited"
 )
 COVERED.update({"/stats": REPORTS, "/usage": REPORTS, "/report": REPORTS})
+# Call lists: /campaigns, cl: and ce: buttons from another team's agent.
+CAMPAIGNS = "tests.unit.test_campaigns::test_another_team_or_a_closed_window_changes_nothing"
+COVERED.update({"/campaigns": CAMPAIGNS, "^cl:": CAMPAIGNS, "^ce:": CAMPAIGNS})
 OTHERS: set[str] = set()  # every staff entry point has its refusal test named above
 
 

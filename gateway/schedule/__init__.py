@@ -1,0 +1,1 @@
+"""Office-hours schedules: the scenario due by the week's periods, switched at boundaries."""
