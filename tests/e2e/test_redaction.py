@@ -29,7 +29,7 @@ SECRETS = {
     "FRONTDESK__MMS__REPORT_PASSWORD": "mm7-report-pw",
     "FRONTDESK__FAX__SECRET": "fax-hmac-Secret",
 }
-WAIT = 20.0
+WAIT = 60.0  # a gateway process starting under CI load (imports, migrations) takes a while
 
 
 def settings_env(tmp: Path, ami: AmiServer, bot: BotApiServer) -> dict[str, str]:
