@@ -331,7 +331,11 @@ class Outbox:
         tries = 0
         while True:
             try:
-                result = await action()
+                # Each try in a task of its own: tortoise sets the transaction's connection in
+                # a context variable and, when releasing a connection the database dropped
+                # fails, never resets it; in this loop's own context every later try would
+                # reuse that dead connection ("connection is closed" until the end).
+                result = await asyncio.ensure_future(action())
             except Exception as exc:
                 tries += 1
                 if self._stopping and tries >= STOP_TRIES:
