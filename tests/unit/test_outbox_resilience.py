@@ -4,6 +4,7 @@ parts, in one transaction) and keeps at most `in_flight` sends per channel under
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -239,3 +240,23 @@ async def test_an_outcome_the_database_refuses_is_stored_later_not_resent(db: st
     await stopped(box, task)
     assert len(channel.sent) == 1 and not failures
     assert (await Delivery.get(id=delivery_id)).status is DeliveryStatus.SENT
+
+
+async def test_a_failed_store_leaves_nothing_in_the_loops_context() -> None:
+    """tortoise keeps a transaction's connection in a context variable and, when the
+    database dropped that connection, may fail to reset it: a try that fails so must not
+    leave the next try, in the same loop, on the dead connection."""
+    marker: contextvars.ContextVar[str | None] = contextvars.ContextVar("conn", default=None)
+    seen: list[str | None] = []
+
+    async def store() -> bool:
+        seen.append(marker.get())
+        if len(seen) == 1:
+            marker.set("the dropped connection")  # as tortoise's __aexit__ leaves it
+            raise OSError("connection is closed")
+        return True
+
+    box = Outbox({"telegram": Channel()}, FAST)
+    assert await box._until_done("delivery 1: store sent", store) is True
+    assert seen == [None, None]
+    assert marker.get() is None
