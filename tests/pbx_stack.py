@@ -187,6 +187,14 @@ class LiveStack:
             lambda e: e.get("UserEvent") == name and e.get("DDI") == ddi, timeout
         )
 
+    async def heard(self, name: str, ddi: str, ends: int = 1) -> list[Frame]:
+        """The `name` UserEvents of `ddi`'s calls once the harness's own AMI session has
+        read `ends` FrontdeskCallEnd (the gateway's session may have read them first)."""
+        await self.harness.wait_until(
+            lambda: len(self.user_events("FrontdeskCallEnd", ddi)) >= ends, WAIT
+        )
+        return self.user_events(name, ddi)
+
     def user_events(self, name: str, ddi: str) -> list[Frame]:
         return [
             e for e in self.harness.events if e.get("UserEvent") == name and e.get("DDI") == ddi

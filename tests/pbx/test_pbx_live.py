@@ -49,7 +49,7 @@ async def test_an_agent_answers_and_nobody_is_alerted(live: LiveStack) -> None:
     assert call.outcome is CallOutcome.ANSWERED
     assert call.answered_by == "Local/agent1@test-agents"  # who, not a Uniqueid
     assert (call.caller_name, call.caller_number) == ("Μαρία Νίκου", "+302101234567")
-    [end] = live.user_events("FrontdeskCallEnd", "2100001")
+    [end] = await live.heard("FrontdeskCallEnd", "2100001")
     assert (end["DialStatus"], end["Answered"]) == ("ANSWER", "agent")
     assert await live.notices("missed_call", line) == []
     row = await live.call_row(call.linkedid)
@@ -65,7 +65,7 @@ async def test_a_caller_giving_up_while_two_agents_ring_gives_one_alert(live: Li
 
     assert call.outcome is CallOutcome.ABANDONED
     assert call.legs_rung >= 2  # both agents rang
-    [end] = live.user_events("FrontdeskCallEnd", "2100002")
+    [end] = await live.heard("FrontdeskCallEnd", "2100002")
     assert end["DialStatus"] == "CANCEL"
     assert len(await live.notices("missed_call", line)) == 1
     alert = await live.bot.wait_for(lambda c: c in live.missed_alerts(502), timeout=30)
@@ -85,7 +85,7 @@ async def test_no_answer_goes_to_voicemail_and_the_spoken_message_is_transcribed
         )
         [call] = await live.call_ended("2100004")
         assert call.outcome is CallOutcome.VOICEMAIL
-        [fallback] = live.user_events("FrontdeskFallback", "2100004")
+        [fallback] = await live.heard("FrontdeskFallback", "2100004")
         assert fallback["DialStatus"] == "NOANSWER"
 
         voice = await live.bot.wait_for(lambda c: c in live.voice_notes(504), timeout=120)
@@ -101,7 +101,7 @@ async def test_hanging_up_during_the_greeting_is_one_missed_call(live: LiveStack
     await live.harness.call("2100001", MARIA, patience=30, wait=1.0)
     [call] = await live.call_ended("2100001")
 
-    [end] = live.user_events("FrontdeskCallEnd", "2100001")
+    [end] = await live.heard("FrontdeskCallEnd", "2100001")
     assert end["VMStatus"] != "SUCCESS"
     assert call.outcome is CallOutcome.ABANDONED
     assert len(await live.notices("missed_call", line)) == 1
@@ -115,7 +115,7 @@ async def test_a_silent_message_is_one_missed_call_and_no_voicemail(live: LiveSt
     # Hangs up right after the beep: app_voicemail (minsecs=0) keeps a 0-second message.
     await live.harness.call("2100001", MARIA, patience=30, wait=live.greeting("2100001") + 0.2)
     await live.call_ended("2100001")
-    [end] = live.user_events("FrontdeskCallEnd", "2100001")
+    [end] = await live.heard("FrontdeskCallEnd", "2100001")
     assert end["VMStatus"] == "SUCCESS"
 
     alert = await live.bot.wait_for(lambda c: c in live.missed_alerts(501), timeout=30)
@@ -138,7 +138,7 @@ async def test_forward_answered_by_the_mobile(live: LiveStack) -> None:
     assert call.outcome is CallOutcome.FORWARDED
     assert call.answered_by == "+306900000001"
     assert call.caller_name == "李小龙"
-    [end] = live.user_events("FrontdeskCallEnd", "2100001")
+    [end] = await live.heard("FrontdeskCallEnd", "2100001")
     assert (end["Answered"], end["AnsweredBy"]) == ("forward", "+306900000001")
     assert live.user_events("FrontdeskFallback", "2100001") == []
     assert await live.notices("missed_call", line) == []
@@ -155,7 +155,7 @@ async def test_forward_unanswered_rings_the_agents_for_the_ring_time_then_voicem
     await live.harness.call("2100001", MARIA, patience=60, wait=1.0)
     [call] = await live.call_ended("2100001")
 
-    forward, agents = live.user_events("FrontdeskFallback", "2100001")
+    forward, agents = await live.heard("FrontdeskFallback", "2100001")
     assert forward["DialStatus"] == agents["DialStatus"] == "NOANSWER"
     # The mobile rang its ring time; then the agents rang theirs (RINGTIME, which Dial
     # overwrites, would have made it 0 s or endless).
@@ -185,9 +185,9 @@ async def test_forward_rejected_falls_back_to_the_agents_at_once(live: LiveStack
     await live.harness.call("2100001", IVAN, patience=60)
     [call] = await live.call_ended("2100001")
 
-    [first] = live.user_events("FrontdeskFallback", "2100001")
+    [first] = await live.heard("FrontdeskFallback", "2100001")
     assert first["DialStatus"] == "BUSY"
-    [start] = live.user_events("FrontdeskCall", "2100001")
+    [start] = await live.heard("FrontdeskCall", "2100001")
     assert received(first) - received(start) < 2.0  # no ringing out a busy mobile
     assert call.outcome is CallOutcome.ANSWERED
     assert call.answered_by == "Local/agent1@test-agents"
@@ -203,7 +203,7 @@ async def test_closed_with_a_message_delivers_the_voicemail(live: LiveStack) -> 
     [call] = await live.call_ended("2100001")
 
     assert call.outcome is CallOutcome.VOICEMAIL
-    [end] = live.user_events("FrontdeskCallEnd", "2100001")
+    [end] = await live.heard("FrontdeskCallEnd", "2100001")
     assert (end["Scenario"], end["VMStatus"]) == ("closed", "SUCCESS")
     await live.bot.wait_for(lambda c: c in live.voice_notes(501), timeout=60)
     assert len(await live.notices("voicemail", line)) == 1
@@ -273,7 +273,7 @@ async def test_forward_calls_to_me_moves_the_ringing_call_to_the_mobile(live: Li
     assert second.caller_number == "+74951234567"
     assert second.outcome is CallOutcome.FORWARDED
     assert second.answered_by == "+306900000001"
-    end = live.user_events("FrontdeskCallEnd", "2100001")[-1]
+    end = (await live.heard("FrontdeskCallEnd", "2100001", ends=2))[-1]
     assert (end["DialStatus"], end["Answered"]) == ("ANSWER", "forward")
     assert await live.pbx.db_get("frontdesk", "scenario/2100001") == "forward"
     assert len(await live.notices("missed_call", line)) == 1  # the first call only
