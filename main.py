@@ -246,12 +246,17 @@ async def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
 
     region = settings.locale.default_region
 
-    async def added(campaign: Campaign, contacts: list[importing.Contact]) -> int:
+    async def added(campaign: Campaign, contacts: list[importing.Contact]) -> None:
         errors = await lists.add_contacts(campaign, contacts)
         for error in errors:
             print(f"frontdesk: {error.text(Language.EN)}", file=sys.stderr)
         print(f"{len(contacts) - len(errors)} contact(s) added to call list {campaign.id}")
-        return 0
+
+    async def listed() -> Campaign:
+        campaign = await Campaign.get_or_none(id=args.id).select_related("subscriber")
+        if campaign is None:
+            raise lists.CampaignError(f"no call list {args.id}")
+        return campaign
 
     async def add() -> int:
         try:
@@ -273,12 +278,12 @@ async def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
             team_id=args.team,
         )
         print(f"call list {campaign.id} {campaign.name!r} created")
-        return await added(campaign, contacts) if contacts else 0
+        if contacts:
+            await added(campaign, contacts)
+        return 0
 
     async def load() -> int:
-        campaign = await Campaign.get_or_none(id=args.id)
-        if campaign is None:
-            raise lists.CampaignError(f"no call list {args.id}")
+        campaign = await listed()
         try:
             text = importing.decode(await asyncio.to_thread(Path(args.file).read_bytes))
         except OSError as exc:
@@ -292,9 +297,7 @@ async def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
         return 2 if errors else 0
 
     async def show() -> int:
-        campaign = await Campaign.get_or_none(id=args.id).select_related("subscriber")
-        if campaign is None:
-            raise lists.CampaignError(f"no call list {args.id}")
+        campaign = await listed()
         c = await work.counters(campaign.id)
         print(
             f"{campaign.id}\t{campaign.name}\t{campaign.subscriber.name}"

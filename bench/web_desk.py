@@ -31,6 +31,7 @@ from tortoise import Tortoise  # noqa: E402
 from gateway.control.lines import Control  # noqa: E402
 from gateway.delivery.notices import Notices  # noqa: E402
 from gateway.web.app import WebDesk  # noqa: E402
+from gateway.web.context import PAGE_SIZE  # noqa: E402
 from gateway.web.links import issue_link  # noqa: E402
 from models.database import close_db, migrate, open_db  # noqa: E402
 from models.db import Call, Subscriber  # noqa: E402
@@ -123,33 +124,16 @@ async def bench(calls: int, others: int, repeat: int) -> None:
                     async with http.get(link) as r:
                         assert r.status == 200
                     base = desk.links.base_url()
-                    deep = max(1, calls // 50)
-                    await timed(http, "calls, first page", f"{base}/desk/calls", repeat)
-                    await timed(
-                        http,
-                        f"calls, page {deep // 2}",
-                        f"{base}/desk/calls?page={deep // 2}",
-                        repeat,
-                    )
-                    await timed(
-                        http,
-                        f"calls, last page ({deep})",
-                        f"{base}/desk/calls?page={deep}",
-                        repeat,
-                    )
-                    await timed(
-                        http,
-                        "calls, search by number",
-                        f"{base}/desk/calls?q=%2B306900012345",
-                        repeat,
-                    )
-                    await timed(
-                        http,
-                        "calls, search by name",
-                        f"{base}/desk/calls?q=Caller%2049999",
-                        repeat,
-                    )
-                    await timed(http, "today", f"{base}/desk/", repeat)
+                    deep = max(1, calls // PAGE_SIZE)
+                    for label, path in [
+                        ("calls, first page", "/desk/calls"),
+                        (f"calls, page {deep // 2}", f"/desk/calls?page={deep // 2}"),
+                        (f"calls, last page ({deep})", f"/desk/calls?page={deep}"),
+                        ("calls, search by number", "/desk/calls?q=%2B306900012345"),
+                        ("calls, search by name", "/desk/calls?q=Caller%2049999"),
+                        ("today", "/desk/"),
+                    ]:
+                        await timed(http, label, f"{base}{path}", repeat)
             finally:
                 await runner.cleanup()
             await plan(subscriber.id)

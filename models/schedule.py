@@ -16,7 +16,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import holidays
 from tortoise import fields
@@ -122,6 +123,13 @@ class Stretch:
     ends: int
     scenario: Scenario
     reason: str  # period, default, holiday, closure
+
+
+def local_instant(on: date, minute: int, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a wall-clock minute of a local day (1440: the next midnight)."""
+    day = on + timedelta(days=minute // DAY_MINUTES)
+    minute %= DAY_MINUTES
+    return datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone).astimezone(UTC)
 
 
 @functools.lru_cache(maxsize=64)

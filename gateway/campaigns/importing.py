@@ -13,7 +13,7 @@ import io
 from dataclasses import dataclass, field
 
 from locales import N_, tr
-from models.phone import InvalidNumber, to_e164
+from models.phone import caller_e164
 
 NUMBER_HEADERS = frozenset({"number", "phone", "telephone", "tel", "mobile"})
 NAME_HEADERS = frozenset({"name", "contact", "full name", "customer"})
@@ -58,14 +58,7 @@ def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
         return csv.excel
 
 
-def _number(text: str, region: str) -> str | None:
-    try:
-        return to_e164(text, region)
-    except InvalidNumber:
-        return None
-
-
-def _columns(cells: list[str], region: str) -> tuple[int | None, int] | None:
+def _columns(cells: list[str]) -> tuple[int | None, int] | None:
     """(name column, number column) when `cells` is a header row, else None."""
     lowered = [c.strip().lower() for c in cells]
     number = next((i for i, c in enumerate(lowered) if c in NUMBER_HEADERS), None)
@@ -87,15 +80,14 @@ def parse(text: str, region: str) -> tuple[list[Contact], list[LineError]]:
         if not any(cells):
             continue
         if columns is None:  # the first row: a header, or already a contact
-            columns = _columns(cells, region)
+            columns = _columns(cells)
             if columns is not None:
                 continue
             columns = (None, 0) if len(cells) == 1 else (0, 1)
-        name, raw = _pick(cells, columns, region)
+        name, raw, number = _pick(cells, columns, region)
         if not raw:
             errors.append(LineError(line, NO_NUMBER))
             continue
-        number = _number(raw, region)
         if number is None:
             errors.append(LineError(line, BAD_NUMBER, {"text": raw[:40]}))
             continue
@@ -107,11 +99,16 @@ def parse(text: str, region: str) -> tuple[list[Contact], list[LineError]]:
     return contacts, errors
 
 
-def _pick(cells: list[str], columns: tuple[int | None, int], region: str) -> tuple[str, str]:
-    """(name, number text) of a row; a headerless `number,name` row is read the right way."""
+def _pick(
+    cells: list[str], columns: tuple[int | None, int], region: str
+) -> tuple[str, str, str | None]:
+    """(name, number text, the number in E.164 or None) of a row; a headerless
+    `number,name` row is read the right way. Each cell is parsed once (caller_e164: any
+    number we can dial, else None)."""
     name_at, number_at = columns
     name = cells[name_at] if name_at is not None and name_at < len(cells) else ""
     raw = cells[number_at] if number_at < len(cells) else ""
-    if name_at is not None and _number(raw, region) is None and _number(name, region):
-        name, raw = raw, name
-    return name, raw
+    number = caller_e164(raw, region)
+    if number is None and name_at is not None and (swapped := caller_e164(name, region)):
+        return raw, name, swapped
+    return name, raw, number

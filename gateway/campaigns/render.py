@@ -48,22 +48,25 @@ def counters_line(lang: str, c: Counters) -> str:
     return line
 
 
-def _head(lang: str, campaign: Campaign, subscriber: Subscriber) -> list[str]:
+def _head(lang: str, campaign: Campaign, subscriber: Subscriber, note: str) -> list[str]:
+    """The news of the last press (if any) above whose list this is."""
     return [
+        *([note, ""] if note else []),
         tr(lang, "Call list: {name}", name=campaign.name),
         tr(lang, "For: {subscriber}", subscriber=subscriber.name),
     ]
 
 
-def _script(lang: str, campaign: Campaign) -> list[str]:
-    return ["", tr(lang, "Script:"), campaign.script] if campaign.script else []
+def _tail(lang: str, campaign: Campaign, c: Counters) -> list[str]:
+    """The script to read (if any), then the list's counters."""
+    script = ["", tr(lang, "Script:"), campaign.script] if campaign.script else []
+    return [*script, "", counters_line(lang, c)]
 
 
 def campaign_card(
     lang: str, campaign: Campaign, subscriber: Subscriber, c: Counters, note: str = ""
 ) -> tuple[str, Buttons]:
-    lines = [note, ""] if note else []
-    lines += _head(lang, campaign, subscriber)
+    lines = _head(lang, campaign, subscriber, note)
     lines.append(
         tr(
             lang,
@@ -72,8 +75,7 @@ def campaign_card(
             end=campaign.ends_on.isoformat(),
         )
     )
-    lines += _script(lang, campaign)
-    lines += ["", counters_line(lang, c)]
+    lines += _tail(lang, campaign, c)
     rows: Buttons = (
         (
             (tr(lang, "◀ Previous"), buttons.campaign(campaign.id, buttons.PREVIOUS)),
@@ -91,8 +93,7 @@ def entry_card(
     c: Counters,
     note: str = "",
 ) -> tuple[str, Buttons]:
-    lines = [note, ""] if note else []
-    lines += _head(lang, campaign, subscriber)
+    lines = _head(lang, campaign, subscriber, note)
     lines.append(
         tr(
             lang,
@@ -109,8 +110,7 @@ def entry_card(
         lines.append(
             tr(lang, "Outcome: {outcome}", outcome=tr(lang, OUTCOME_LABELS[entry.outcome]))
         )
-    lines += _script(lang, campaign)
-    lines += ["", counters_line(lang, c)]
+    lines += _tail(lang, campaign, c)
     rows: list[tuple[tuple[str, str], ...]] = []
     if status in (EntryStatus.IN_PROGRESS, EntryStatus.UNANSWERED, EntryStatus.DONE):
         words = list(OUTCOME_LABELS)

@@ -44,13 +44,23 @@ class Counters:
 
 
 async def counters(campaign_id: int) -> Counters:
+    return (await counters_of([campaign_id]))[campaign_id]
+
+
+async def counters_of(campaign_ids: list[int]) -> dict[int, Counters]:
+    """Each list's counters in one query (/campaigns shows several lists)."""
+    if not campaign_ids:
+        return {}
     rows = (
-        await CampaignEntry.filter(campaign_id=campaign_id)
+        await CampaignEntry.filter(campaign_id__in=campaign_ids)
         .annotate(n=Count("id"))
-        .group_by("status")
-        .values_list("status", "n")
+        .group_by("campaign_id", "status")
+        .values_list("campaign_id", "status", "n")
     )
-    return Counters(**{str(EntryStatus(status).value): int(n) for status, n in rows})
+    found: dict[int, dict[str, int]] = {i: {} for i in campaign_ids}
+    for campaign_id, status, n in rows:
+        found[int(campaign_id)][str(EntryStatus(status).value)] = int(n)
+    return {i: Counters(**by_status) for i, by_status in found.items()}
 
 
 async def held(campaign_id: int, agent_id: int) -> CampaignEntry | None:

@@ -3,7 +3,9 @@
 Storing comes first so nothing a person sent is lost whatever the command layer does. A
 message from a subscriber's registered number counts as acknowledging their open urgent
 notifications (a reply is proof they have seen them). The command grammar arrives as one
-hook (`on_text`) wired by main.py/bot; the gateway never imports bot.
+hook (`on_text`) wired by main.py/bot; the gateway never imports bot. A `screen` given at
+construction sees each stored message first and may take it (an end customer's answer to
+a reminder): a message it takes goes no further.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from notifiers.base import InboundMessage as Inbound
 log = logging.getLogger(__name__)
 
 TextHook = Callable[[InboundMessage], Awaitable[None]]
+ScreenHook = Callable[[InboundMessage], Awaitable[bool]]  # True: taken, not a command
 
 
 async def sender_subscriber(channel: str, sender: str) -> Subscriber | None:
@@ -37,8 +40,9 @@ async def sender_subscriber(channel: str, sender: str) -> Subscriber | None:
 
 
 class InboundDesk:
-    def __init__(self, notices: Notices) -> None:
+    def __init__(self, notices: Notices, screen: ScreenHook | None = None) -> None:
         self._notices = notices
+        self._screen = screen
         self.on_text: TextHook | None = None
 
     async def receive(self, message: Inbound) -> InboundMessage:
@@ -60,6 +64,8 @@ class InboundDesk:
         return stored
 
     async def _act(self, stored: InboundMessage, subscriber: Subscriber | None) -> None:
+        if self._screen is not None and await self._screen(stored):
+            return
         if subscriber is None:
             # Unknown senders are kept for the admin but tell them nothing about anyone.
             log.info("inbound %s from an unknown sender kept as #%s", stored.channel, stored.id)

@@ -18,7 +18,7 @@ from gateway.delivery.attachments import inline
 from gateway.delivery.notices import NewNotification
 from gateway.diary.render import AppointmentPayload
 from models.db import Appointment, Subscriber, Urgency
-from models.schedule import WeekPlan, load_plan
+from models.schedule import WeekPlan, load_plan, local_instant
 from models.vocab import Kind, Scenario
 
 # Bookable hours are the subscriber's schedule's `agent` stretches (models/schedule.py);
@@ -79,22 +79,10 @@ def _workday(on: date, zone: ZoneInfo, plan: WeekPlan | None) -> list[tuple[date
     stretches (wall-clock minutes, so DST moves nothing), else the fixed working day."""
     if plan is None:
         return [(_local(on, WORKDAY_START, zone), _local(on, WORKDAY_END, zone))]
-    midnight = datetime.combine(on, time(0), tzinfo=zone)  # wall-clock arithmetic below
     return [
-        (
-            (midnight + timedelta(minutes=a)).astimezone(UTC),
-            (midnight + timedelta(minutes=b)).astimezone(UTC),
-        )
+        (local_instant(on, a, zone), local_instant(on, b, zone))
         for a, b in plan.windows(on, Scenario.AGENT)
     ]
-
-
-def _closing(at: datetime, zone: ZoneInfo, plan: WeekPlan | None) -> datetime | None:
-    """The end of the bookable window `at` falls in; None outside every window."""
-    for opening, closing in _workday(at.astimezone(zone).date(), zone, plan):
-        if opening <= at < closing:
-            return closing
-    return None
 
 
 def _overlaps(start: datetime, end: datetime, busy: Iterable[tuple[datetime, datetime]]) -> bool:
@@ -102,24 +90,28 @@ def _overlaps(start: datetime, end: datetime, busy: Iterable[tuple[datetime, dat
     return any(b_start < end and start < b_end for b_start, b_end in busy)
 
 
-def _grid(on: date, zone: ZoneInfo, plan: WeekPlan | None) -> list[datetime]:
-    """Candidate starts (UTC) of a local working day, every SLOT_STEP from each opening."""
-    starts: list[datetime] = []
+def _grid(on: date, zone: ZoneInfo, plan: WeekPlan | None) -> list[tuple[datetime, datetime]]:
+    """Candidate starts (UTC) of a local working day, every SLOT_STEP from each opening,
+    each with the closing of its window."""
+    starts: list[tuple[datetime, datetime]] = []
     for opening, closing in _workday(on, zone, plan):
         at = opening
         while at < closing:
-            starts.append(at)
+            starts.append((at, closing))
             at += SLOT_STEP
     return starts
 
 
-def _candidates(start: datetime, zone: ZoneInfo, plan: WeekPlan | None) -> Iterator[datetime]:
-    """Alternatives in the order a receptionist offers them: later the same day, then earlier
-    the same day (nearest first), then the following days from opening time."""
+def _candidates(
+    start: datetime, zone: ZoneInfo, plan: WeekPlan | None
+) -> Iterator[tuple[datetime, datetime]]:
+    """Alternatives (start, closing) in the order a receptionist offers them: later the
+    same day, then earlier the same day (nearest first), then the following days from
+    opening time."""
     requested_day = start.astimezone(zone).date()
     grid = _grid(requested_day, zone, plan)
-    yield from (at for at in grid if at > start)
-    yield from (at for at in reversed(grid) if at < start)
+    yield from (slot for slot in grid if slot[0] > start)
+    yield from (slot for slot in reversed(grid) if slot[0] < start)
     for offset in range(1, SEARCH_DAYS + 1):
         yield from _grid(requested_day + timedelta(days=offset), zone, plan)
 
@@ -136,12 +128,11 @@ def _free_slots(
     """Up to `limit` free starts near `start` (aware, in `zone`), none in the past, none
     outside working hours, none overlapping `busy` nor each other."""
     found: list[tuple[datetime, datetime]] = []
-    for candidate in _candidates(start, zone, plan):
+    for candidate, closing in _candidates(start, zone, plan):
         if len(found) == limit:
             break
         end = candidate + length
-        closing = _closing(candidate, zone, plan)
-        if candidate < now or closing is None or end > closing:
+        if candidate < now or end > closing:
             continue
         if _overlaps(candidate, end, busy) or _overlaps(candidate, end, found):
             continue
@@ -150,15 +141,14 @@ def _free_slots(
 
 
 def _check_bookable(
-    start: datetime, end: datetime, zone: ZoneInfo, now: datetime, plan: WeekPlan | None = None
+    start: datetime, end: datetime, zone: ZoneInfo, now: datetime, plan: WeekPlan | None
 ) -> None:
     if start < now:
         raise InThePast("that time has already passed")
-    closing = _closing(start, zone, plan)
-    if closing is None or end > closing:
+    windows = _workday(start.astimezone(zone).date(), zone, plan)
+    if not any(opening <= start and end <= closing for opening, closing in windows):
         hours = ", ".join(
-            f"{a.astimezone(zone):%H:%M}-{b.astimezone(zone):%H:%M}"
-            for a, b in _workday(start.astimezone(zone).date(), zone, plan)
+            f"{a.astimezone(zone):%H:%M}-{b.astimezone(zone):%H:%M}" for a, b in windows
         )
         raise OutsideWorkingHours(f"outside working hours ({hours or 'closed that day'})")
 
@@ -172,6 +162,27 @@ async def _busy(subscriber: Subscriber, since: datetime, until: datetime) -> lis
         .order_by("starts_at", "id")
         .all()
     )
+
+
+async def _overlap(
+    subscriber: Subscriber,
+    start: datetime,
+    length: timedelta,
+    zone: ZoneInfo,
+    now: datetime,
+    plan: WeekPlan | None,
+    moving: int | None = None,
+) -> Overlap:
+    """The Overlap for `start`, with the nearest free alternatives (the appointment being
+    moved, if any, is not in the way)."""
+    day_start = _local(start.astimezone(zone).date(), time(0), zone)
+    window_end = day_start + timedelta(days=SEARCH_DAYS + 2)
+    busy = [
+        (a.starts_at, a.ends_at)
+        for a in await _busy(subscriber, day_start, window_end)
+        if a.id != moving
+    ]
+    return Overlap(_free_slots(start, length, busy, zone, now, plan=plan))
 
 
 async def book(
@@ -220,12 +231,7 @@ async def book(
         # (tortoise drops FOR UPDATE from values_list queries: select the object).
         await Subscriber.filter(id=subscriber.id).select_for_update().only("id")
         if await _busy(subscriber, start, end):
-            day_start = _local(start.astimezone(zone).date(), time(0), zone)
-            window_end = day_start + timedelta(days=SEARCH_DAYS + 2)
-            busy = [
-                (a.starts_at, a.ends_at) for a in await _busy(subscriber, day_start, window_end)
-            ]
-            raise Overlap(_free_slots(start, length, busy, zone, moment, plan=plan))
+            raise await _overlap(subscriber, start, length, zone, moment, plan)
         return await Appointment.create(
             subscriber=subscriber,
             starts_at=start,
@@ -375,14 +381,7 @@ async def move(
         plan = await load_plan(subscriber.id)
         _check_bookable(start, end, zone, moment, plan)
         if [a for a in await _busy(subscriber, start, end) if a.id != found.id]:
-            day_start = _local(start.astimezone(zone).date(), time(0), zone)
-            window_end = day_start + timedelta(days=SEARCH_DAYS + 2)
-            busy = [
-                (a.starts_at, a.ends_at)
-                for a in await _busy(subscriber, day_start, window_end)
-                if a.id != found.id
-            ]
-            raise Overlap(_free_slots(start, length, busy, zone, moment, plan=plan))
+            raise await _overlap(subscriber, start, length, zone, moment, plan, moving=found.id)
         found.starts_at, found.ends_at = start, end
         await found.save(update_fields=["starts_at", "ends_at"])
         return found

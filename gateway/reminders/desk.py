@@ -144,7 +144,7 @@ class Reminders:
     async def send_due(self, now: datetime) -> int:
         due = (
             await Reminder.filter(status=ReminderStatus.PENDING, due_at__lte=now)
-            .select_related("subscriber")
+            .select_related("subscriber", "appointment")  # one query for the batch
             .order_by("due_at", "id")
             .limit(BATCH)
         )
@@ -156,7 +156,7 @@ class Reminders:
         return sent
 
     async def _send_one(self, reminder: Reminder, now: datetime) -> int:
-        appointment = await Appointment.get_or_none(id=reminder.appointment_id)  # type: ignore[attr-defined]
+        appointment = reminder.appointment  # None: cancelled (the FK was set NULL)
         if appointment is None or appointment.starts_at <= now:
             return await self._give_up(reminder, "the appointment went before its reminder")
         subscriber = reminder.subscriber
@@ -241,16 +241,8 @@ class Reminders:
             if answer is Answer.CANCEL:
                 # The slot is free again; the reminder keeps what was booked (FK -> NULL).
                 await Appointment.filter(id=reminder.appointment_id).delete()  # type: ignore[attr-defined]
-            await Delivery.create(
-                dedupe_key=f"{KIND}:{reminder.id}:answer:{Channel.SMS}:{reminder.phone}",
-                kind="reply",
-                channel=Channel.SMS,
-                address=reminder.phone,
-                subscriber=subscriber,
-                text=words.answered(reminder.lang, answer, subscriber.timezone, reminder.starts_at),
-                status=DeliveryStatus.PENDING,
-                next_attempt_at=self._clock(),
-            )
+            text = words.answered(reminder.lang, answer, subscriber.timezone, reminder.starts_at)
+            await self._notices.reply(Channel.SMS, reminder.phone, text, subscriber)
             await self._notices.create([self._notice(reminder, subscriber, status, answer)])
         return True
 

@@ -11,15 +11,10 @@ from __future__ import annotations
 from gateway.control.inbound import InboundDesk
 from gateway.delivery.notices import Notices
 from gateway.reminders.desk import Reminders
-from models.db import InboundMessage, Subscriber
 
 
 class ReminderInbound(InboundDesk):
-    def __init__(self, notices: Notices, reminders: Reminders) -> None:
-        super().__init__(notices)
-        self._reminders = reminders
+    """The inbound desk with the reminders' answers as its screen."""
 
-    async def _act(self, stored: InboundMessage, subscriber: Subscriber | None) -> None:
-        if await self._reminders.answer(stored):
-            return
-        await super()._act(stored, subscriber)
+    def __init__(self, notices: Notices, reminders: Reminders) -> None:
+        super().__init__(notices, screen=reminders.answer)

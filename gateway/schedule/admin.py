@@ -97,15 +97,16 @@ async def set_schedule(
     if country and not valid_country(country):
         raise ScheduleError(f"no public holidays known for country {holidays!r}")
     fallback = _scenario(default)
+    stamp = now or datetime.now(UTC)
     async with in_transaction():
         schedule, _ = await Schedule.get_or_create(
-            subscriber=subscriber, defaults={"updated_at": now or datetime.now(UTC)}
+            subscriber=subscriber, defaults={"updated_at": stamp}
         )
         schedule.default_scenario = fallback
         schedule.holidays = country
         schedule.announce = announce
         schedule.enabled = True
-        schedule.updated_at = now or datetime.now(UTC)
+        schedule.updated_at = stamp
         await schedule.save()
         await SchedulePeriod.filter(schedule_id=schedule.id).delete()
         await SchedulePeriod.bulk_create(

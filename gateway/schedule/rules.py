@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from models.schedule import DAY_MINUTES, WeekPlan
+from models.schedule import WeekPlan, local_instant
 from models.vocab import Scenario
 
 LOOK_DAYS = 8  # a weekly schedule changes within a week unless closed all along
@@ -40,13 +40,6 @@ def minutes(text: str) -> int:
 
 def hhmm(value: int) -> str:
     return f"{value // 60:02d}:{value % 60:02d}"
-
-
-def local_instant(on: date, minute: int, zone: ZoneInfo) -> datetime:
-    """The UTC instant of a wall-clock minute of a local day (1440: the next midnight)."""
-    day = on + timedelta(days=minute // DAY_MINUTES)
-    minute %= DAY_MINUTES
-    return datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone).astimezone(UTC)
 
 
 def _changes(

@@ -14,6 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -53,15 +54,9 @@ class _HideLinkTokens(logging.Filter):
     """The access log names each request's path: a magic link's token is not logged."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and "/desk/auth/" in record.msg:
-            record.msg = TOKEN_IN_PATH.sub("/desk/auth/***", record.msg)
-        if record.args and any("/desk/auth/" in str(a) for a in _args(record.args)):
+        if "/desk/auth/" in str(record.msg) or "/desk/auth/" in str(record.args):
             record.msg, record.args = TOKEN_IN_PATH.sub("/desk/auth/***", record.getMessage()), None
         return True
-
-
-def _args(args: object) -> tuple[object, ...]:
-    return tuple(args.values()) if isinstance(args, dict) else tuple(args)  # type: ignore[arg-type]
 
 
 _HIDE_TOKENS = _HideLinkTokens()
@@ -155,9 +150,9 @@ class WebDesk:
         except PageError as exc:
             return self._refusal(ctx.lang, exc.status, exc.msgid)
 
-    def _refusal(self, lang: str, status: int, msgid: str, **params: str) -> web.Response:
+    def _refusal(self, lang: str, status: int, msgid: str, **context: Any) -> web.Response:
         return render.page(
-            "message.html", lang, status, message=tr(lang, msgid, **params), error=True
+            "message.html", lang, status, message=tr(lang, msgid), error=True, **context
         )
 
     def _get(self, page: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -172,14 +167,14 @@ class WebDesk:
     def _post(self, action: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
             ctx = await self._context(request)
+            lang = ctx.lang if ctx else _lang(request, self.default_language)
             if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-                return self._refusal(ctx.lang if ctx else Language.EN, 413, BAD_INPUT)
+                return self._refusal(lang, 413, BAD_INPUT)
             try:
                 form = await request.post()
             except ValueError:  # not a form we can read
-                return self._refusal(ctx.lang if ctx else Language.EN, 400, BAD_INPUT)
+                return self._refusal(lang, 400, BAD_INPUT)
             if ctx is None or not csrf_ok(ctx.session, form.get("csrf")):
-                lang = ctx.lang if ctx else _lang(request, self.default_language)
                 return self._refusal(lang, 403, FORBIDDEN)
             return await self._guarded(ctx, action)
 
@@ -242,10 +237,7 @@ class WebDesk:
         now = self.clock()
         subscriber_id = await links.redeem(request.match_info["token"], now)
         if subscriber_id is None:
-            lang = _lang(request, self.default_language)
-            return render.page(
-                "message.html", lang, 400, message=tr(lang, BAD_LINK), error=True, relogin=True
-            )
+            return self._refusal(_lang(request, self.default_language), 400, BAD_LINK, relogin=True)
         response = _see_other("/desk/")
         await self.sessions.start(request, response, subscriber_id, now)
         log.info("web desk: subscriber %s logged in", subscriber_id)

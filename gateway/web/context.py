@@ -59,14 +59,21 @@ class Ctx:
         return self.request.query.get(name, "").strip()[:limit]
 
     def page_number(self) -> int:
-        raw = self.request.query.get("page", "1")
-        if not raw.isdigit() or len(raw) > 6 or not 1 <= int(raw) <= MAX_PAGE:
+        number = _digits(self.request.query.get("page", "1"), 6)
+        if number is None or not 1 <= number <= MAX_PAGE:
             raise PageError(400, BAD_INPUT)
-        return int(raw)
+        return number
 
 
 def ident(raw: str) -> int:
     """An id from a URL or form: digits only, else it names nothing of anyone's (404)."""
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
+    number = _digits(raw, 12)
+    if number is None:
         raise PageError(404, NOT_FOUND)
-    return int(raw)
+    return number
+
+
+def _digits(raw: str, most: int) -> int | None:
+    """At most `most` ASCII digits as a number, else None (str.isdigit alone takes "²",
+    which int() refuses)."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= most else None

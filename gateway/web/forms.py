@@ -40,8 +40,9 @@ def _text(form: MultiDictProxy[Any], name: str, limit: int = 200) -> str:
 
 
 async def _audit(ctx: Ctx, said: str, result: str, detail: str = "") -> None:
-    s = ctx.subscriber
-    await audit.record(WEB, s.email or WEB, s, said, result, detail)
+    """A change made outside the command desk, audited as the desk audits its own."""
+    actor = _actor(ctx)
+    await audit.record(actor.channel, actor.address, actor.subscriber, said, result, detail)
 
 
 # -- lines: the same command path as the bot ---------------------------------------------------
@@ -56,15 +57,18 @@ async def set_scenario(ctx: Ctx) -> web.Response:
     if raw not in {s.value for s in Scenario}:
         raise PageError(400, BAD_CHOICE)
     outcome = await _run(ctx, cmd.SetScenario(Scenario(raw), None), f"web: scenario {raw}")
-    if outcome.done:
-        return await pages.lines_page(ctx, flash=outcome.reply)
-    return await pages.lines_page(ctx, error=outcome.reply, status=400)
+    return await _lines_after(ctx, outcome)
 
 
 async def set_forward(ctx: Ctx) -> web.Response:
     raw = _text(await _form(ctx), "forward", 32)
     number = raw or None
     outcome = await _run(ctx, cmd.Forward(number), f"web: forward {raw or 'off'}")
+    return await _lines_after(ctx, outcome)
+
+
+async def _lines_after(ctx: Ctx, outcome: Outcome) -> web.Response:
+    """The lines page with the command desk's answer: confirmed, or refused (400)."""
     if outcome.done:
         return await pages.lines_page(ctx, flash=outcome.reply)
     return await pages.lines_page(ctx, error=outcome.reply, status=400)

@@ -16,9 +16,10 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
 from models.db import User
+from models.settings import WebSettings
 from models.web import WebLink, WebLinkBucket
 
-DEFAULT_MINUTES = 15
+DEFAULT_MINUTES = WebSettings.link_minutes  # web.link_minutes unless told otherwise
 TOKEN_BYTES = 32
 
 

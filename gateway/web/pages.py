@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from tortoise.expressions import Q
 
+from gateway.admin.forms import KIND_LABELS
 from gateway.diary import appointments as diary
 from gateway.schedule.view import schedule_view
 from gateway.web.context import NOT_FOUND, PAGE_SIZE, Ctx, PageError, ident
@@ -40,13 +41,6 @@ OUTCOME_LABELS = {
     CallOutcome.UNKNOWN: N_("end not seen"),
 }
 BAD_DATE = N_("That date was not understood (YYYY-MM-DD).")
-KIND_LABELS = {
-    Kind.MISSED_CALL: N_("Missed calls"),
-    Kind.MESSAGE: N_("Messages"),
-    Kind.VOICEMAIL: N_("Voicemails"),
-    Kind.FAX: N_("Faxes"),
-    Kind.APPOINTMENT: N_("Appointments"),
-}
 
 
 def _labels() -> dict[str, Any]:
@@ -227,7 +221,7 @@ async def tasks(ctx: Ctx) -> web.Response:
 
 
 async def lines_page(ctx: Ctx, flash: str = "", error: str = "", status: int = 200) -> web.Response:
-    await ctx.subscriber.refresh_from_db()
+    # The session's subscriber: loaded with the session, changed in place by Control.
     ddis = await ctx.subscriber.ddis.all().order_by("number")
     return ctx.page(
         "lines.html",
@@ -251,7 +245,7 @@ async def preferences_page(
     return ctx.page(
         "preferences.html",
         status=status,
-        kinds=[(k, KIND_LABELS[Kind(k)], routes.get(k, "")) for k in KINDS],
+        kinds=[(k, KIND_LABELS[k], routes.get(k, "")) for k in KINDS],
         flash=flash,
         error=error,
     )

@@ -15,21 +15,22 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from gateway.control.labels import SCENARIO_LABELS
+from gateway.admin import forms as admin_forms
 from locales import tr
-from models.vocab import Scenario
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 
 @cache
 def environment() -> Environment:
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["languages"] = admin_forms.LANGUAGE_NAMES  # the switcher: names as written
+    return env
 
 
 def _when(zone: str) -> Any:
@@ -50,10 +51,7 @@ def page(
         return tr(lang, msgid, **params)
 
     def scenario_label(value: str) -> str:
-        try:
-            return tr(lang, SCENARIO_LABELS[Scenario(value)])
-        except ValueError:
-            return value
+        return admin_forms.scenario_label(lang, value)
 
     html = (
         environment()

@@ -144,11 +144,17 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
             await launched.close()
 
 
+async def new_context(browser: Browser, desk: Desk, locale: str = "en-US") -> BrowserContext:
+    """A fresh profile (no cookies) on the desk, speaking `locale`, patient as `expect`."""
+    ctx = await browser.new_context(base_url=desk.base_url, locale=locale)
+    ctx.set_default_timeout(PAGE_WAIT_MS)
+    return ctx
+
+
 @pytest.fixture
 async def context(browser: Browser, desk: Desk) -> AsyncIterator[BrowserContext]:
     """A fresh profile (no cookies) per test."""
-    ctx = await browser.new_context(base_url=desk.base_url, locale="en-US")
-    ctx.set_default_timeout(PAGE_WAIT_MS)
+    ctx = await new_context(browser, desk)
     try:
         yield ctx
     finally:

@@ -31,7 +31,7 @@ from locales import tr
 from models.db import Appointment, Subscriber
 from models.vocab import Scenario
 from tests.browser import seed
-from tests.browser.conftest import PAGE_WAIT_MS, WAIT, Desk
+from tests.browser.conftest import WAIT, Desk, new_context
 
 if TYPE_CHECKING:
     from playwright._impl._api_structures import SetCookieParam
@@ -54,6 +54,12 @@ async def log_in(page: Page, desk: Desk, who: seed.Seeded | None = None) -> str:
     await expect(page).to_have_url(desk.url("/desk/"))
     await expect(page.get_by_test_id("today")).to_be_visible()
     return link
+
+
+async def link_alices_chat(desk: Desk) -> None:
+    """Alice's Telegram chat linked by her code (the bot has answered the /start)."""
+    desk.bot.inject_message(CHAT, f"/start {desk.alice.link_code}")
+    await desk.bot.wait_for(lambda c: c.method == "sendMessage", timeout=WAIT)
 
 
 async def test_magic_link_opens_the_desk_once(desk: Desk, page: Page) -> None:
@@ -116,8 +122,7 @@ async def test_a_new_link_replaces_the_browsers_session(desk: Desk, page: Page) 
 
 
 async def test_desk_command_on_telegram_sends_a_working_link(desk: Desk, page: Page) -> None:
-    desk.bot.inject_message(CHAT, f"/start {desk.alice.link_code}")
-    await desk.bot.wait_for(lambda c: c.method == "sendMessage", timeout=WAIT)
+    await link_alices_chat(desk)
     desk.bot.inject_message(CHAT, "/desk")
     sent = await desk.bot.wait_for(
         lambda c: c.method == "sendMessage" and bool(AUTH_LINK.search(_text(c.params))),
@@ -131,8 +136,7 @@ async def test_desk_command_on_telegram_sends_a_working_link(desk: Desk, page: P
 
 
 async def test_login_form_sends_the_link_to_the_linked_chat(desk: Desk, page: Page) -> None:
-    desk.bot.inject_message(CHAT, f"/start {desk.alice.link_code}")
-    await desk.bot.wait_for(lambda c: c.method == "sendMessage", timeout=WAIT)
+    await link_alices_chat(desk)
 
     async def ask(address: str) -> str:
         await page.goto("/desk/login")
@@ -352,8 +356,7 @@ async def test_screenshots_of_every_page_in_every_language(desk: Desk, browser: 
     tomorrow = datetime.now(zone).date() + timedelta(days=1)  # the seeded appointment's day
     for lang in LANGUAGES:
         # The browser speaks that language too (Accept-Language, navigator.language).
-        context = await browser.new_context(base_url=desk.base_url, locale=BROWSER_LOCALES[lang])
-        context.set_default_timeout(PAGE_WAIT_MS)
+        context = await new_context(browser, desk, BROWSER_LOCALES[lang])
         page = await context.new_page()
         await log_in(page, desk)
         for name, (path, testid, heading) in PAGES.items():

@@ -26,9 +26,9 @@ CUSTOMER = "+306944555666"
 
 async def booked(p: Peers, lang: str = "ru") -> Appointment:
     subscriber = await Subscriber.get(id=p.subscriber_id)
-    appointment = await book(subscriber, STARTS, "Мария Иванова", now=DUE - timedelta(hours=8))
-    await Appointment.filter(id=appointment.id).update(phone=CUSTOMER, lang=lang)
-    return appointment
+    return await book(
+        subscriber, STARTS, "Мария Иванова", now=DUE - timedelta(hours=8), phone=CUSTOMER, lang=lang
+    )
 
 
 def to_customer(p: Peers) -> list[MessageRecord]:

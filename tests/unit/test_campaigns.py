@@ -16,23 +16,11 @@ from gateway.staff.tasks import CALL_CONTEXT
 from models.campaigns import Campaign, CampaignEntry, EntryStatus
 from models.db import AuditEntry
 from tests.desk_people import DDI, ELENI, MARIA, NIKOS, People, make_people
+from tests.unit.test_tasks import Link  # an AMI link that accepts every action and keeps it
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-Frame = dict[str, str]
 MOBILE = "+306944000{:03d}"
 PREMIUM = "+309011234567"  # a premium-rate number: refused by the default policy
-
-
-class Link:
-    def __init__(self) -> None:
-        self.sent: list[Frame] = []
-
-    async def send_action(self, action: Frame, timeout: float = 5.0) -> Frame:
-        self.sent.append(action)
-        return {"Response": "Success"}
-
-    async def send_list_action(self, action: Frame, timeout: float = 10.0) -> list[Frame]:
-        return []
 
 
 @pytest.fixture
@@ -192,6 +180,31 @@ async def test_next_calls_agent_first_and_skips_a_refused_number(people: People)
     # Next again before an outcome: the same contact, no second call.
     again = await desk.press(MARIA, buttons.campaign(campaign.id, buttons.NEXT), "en")
     assert again.toast == "Record the outcome of this call first." and len(link.sent) == 1
+
+
+async def test_call_again_redials_the_agents_contact_only_once_its_outcome_is_in(
+    people: People,
+) -> None:
+    campaign = await a_list(people, [MOBILE.format(1), MOBILE.format(2)])
+    link = Link()
+    desk = CampaignDesk(Pbx(link), clock=lambda: NOW)
+    await desk.press(MARIA, buttons.campaign(campaign.id, buttons.NEXT), "en")
+    first = await CampaignEntry.get(campaign_id=campaign.id, position=1)
+    early = await desk.press(MARIA, buttons.entry(first.id, buttons.CALL_AGAIN), "en")
+    assert early.toast == "Calling: your phone rings first." and len(link.sent) == 2
+    await desk.press(MARIA, buttons.entry(first.id, "no_answer"), "en")
+    await desk.press(MARIA, buttons.campaign(campaign.id, buttons.NEXT), "en")  # the second
+    held = await desk.press(MARIA, buttons.entry(first.id, buttons.CALL_AGAIN), "en")
+    assert held.toast == "Record the outcome of this call first." and len(link.sent) == 3
+    assert "Contact 2 of 2" in held.text
+    second = await CampaignEntry.get(campaign_id=campaign.id, position=2)
+    await desk.press(MARIA, buttons.entry(second.id, "busy"), "en")
+    again = await desk.press(MARIA, buttons.entry(first.id, buttons.CALL_AGAIN), "en")
+    assert again.toast == "Calling: your phone rings first." and "Calls: 3" in again.text
+    assert link.sent[-1]["Exten"] == MOBILE.format(1)
+    assert (await CampaignEntry.get(id=first.id)).status == EntryStatus.IN_PROGRESS
+    nikos = await desk.press(NIKOS, buttons.entry(first.id, buttons.CALL_AGAIN), "en")
+    assert nikos.toast == "This contact is not yours to record." and len(link.sent) == 4
 
 
 async def test_another_team_or_a_closed_window_changes_nothing(people: People) -> None:

@@ -19,7 +19,7 @@ from gateway.schedule import rules
 from gateway.schedule.switcher import Switcher
 from gateway.schedule.view import schedule_view
 from models.db import AuditEntry, Notification, Subscriber
-from models.schedule import Period, ScheduleSwitch, WeekPlan
+from models.schedule import Period, ScheduleSwitch, WeekPlan, local_instant
 from models.vocab import Scenario
 
 ATHENS = ZoneInfo("Europe/Athens")
@@ -343,7 +343,7 @@ async def test_the_diary_books_only_in_the_schedules_agent_hours(
 
 
 def test_local_instant_handles_midnight() -> None:
-    assert rules.local_instant(date(2025, 3, 5), 1440, ATHENS) == at(2025, 3, 6, 0, 0)
-    assert rules.local_instant(date(2025, 3, 5), 540, ATHENS) - timedelta(hours=7) == datetime(
+    assert local_instant(date(2025, 3, 5), 1440, ATHENS) == at(2025, 3, 6, 0, 0)
+    assert local_instant(date(2025, 3, 5), 540, ATHENS) - timedelta(hours=7) == datetime(
         2025, 3, 5, 0, 0, tzinfo=UTC
     )
