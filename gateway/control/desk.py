@@ -388,11 +388,8 @@ class CommandDesk:
             )
         except diary.InThePast:
             return Outcome(tr(lang, "That time has already passed."), audit.REFUSED)
-        except diary.DiaryError:
-            return Outcome(
-                tr(lang, "Appointments go between 09:00 and 18:00, not in the past."),
-                audit.REFUSED,
-            )
+        except diary.DiaryError:  # outside the schedule's agent hours (09:00-18:00 without)
+            return Outcome(tr(lang, "That time is outside office hours."), audit.REFUSED)
         await self._confirm_by_email(s, appointment)
         when = local_time(lang, s.timezone, appointment.starts_at)
         reply = tr(lang, "Booked: {name}, {time}.", name=appointment.name, time=when)

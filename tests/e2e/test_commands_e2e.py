@@ -14,6 +14,7 @@ import aiosmtplib
 from icalendar import Calendar
 
 from gateway.control import admin
+from locales import tr
 from models.db import AuditEntry, Subscriber
 from models.vocab import Scenario
 from tests.e2e.test_channels_e2e import CHAT, EMAIL, MOBILE, WAIT, Peers
@@ -90,6 +91,10 @@ async def test_booking_by_sms_in_greek_refuses_overlaps_and_emails_an_ics(peers:
     [refused] = await sms_from(peers, MOBILE, f"{PIN} ραντεβού αύριο 10:15 Νικολάου")
     assert refused.startswith("Η ώρα είναι κλεισμένη. Ελεύθερα:")
     assert "10:30" in refused  # the nearest free slot after the booked half hour
+
+    # Outside the office hours (no schedule: 09:00-18:00): said so, not "09:00-18:00".
+    [late] = await sms_from(peers, MOBILE, f"{PIN} ραντεβού αύριο 21:00 Νικολάου")
+    assert late == tr("el", "That time is outside office hours.")
 
 
 async def test_telegram_text_acts_only_on_the_chats_own_lines(peers: Peers) -> None:
